@@ -1,0 +1,79 @@
+// The services every authenticator and endpoint is built with. server.ts assembles one
+// GatewayContext per loaded config; a reload builds a new one and swaps it atomically.
+import type { FastifyBaseLogger } from 'fastify';
+import type { Config } from './config/schema.js';
+import type { Store } from './store/types.js';
+import type { ErrorCode } from './errors.js';
+
+export interface UserRecord {
+  readonly username: string;
+  readonly email?: string | undefined;
+  readonly groups: readonly string[];
+  readonly disabled: boolean;
+  /** Password hash in any supported format (never logged). Undefined: password login impossible. */
+  readonly passwordHash?: string | undefined;
+  /** This user must complete MFA at login. */
+  readonly mfaRequired: boolean;
+  /**
+   * Changes whenever the password, disabled flag or groups change: caches keyed on it stop
+   * matching, so a changed password or a disabled user stops working at once.
+   */
+  readonly version: string;
+}
+
+export interface UserDirectory {
+  /** By username, or by email when `login.identifiers` allows it. */
+  lookup(login: string): Promise<UserRecord | undefined>;
+  /** By username only. */
+  get(username: string): Promise<UserRecord | undefined>;
+  /** Called with a username (or undefined for "everything may have changed") after a change. */
+  onChange(listener: (username?: string) => void): () => void;
+  close(): Promise<void>;
+}
+
+export type LockState = { locked: false } | { locked: true; retryAfterSeconds: number };
+
+export interface Lockout {
+  check(account: string, address: string): Promise<LockState>;
+  recordFailure(account: string, address: string): Promise<LockState>;
+  recordSuccess(account: string): Promise<void>;
+}
+
+export type PasswordCheck =
+  | { ok: true; user: UserRecord }
+  | { ok: false; code: ErrorCode; retryAfterSeconds?: number };
+
+export interface PublicJwk {
+  kid: string;
+  alg: string;
+  kty: string;
+  use: 'sig';
+  [k: string]: unknown;
+}
+
+export interface SigningKeys {
+  /** The active signing key's kid and alg. */
+  readonly active: { kid: string; alg: 'EdDSA' | 'ES256' | 'RS256' };
+  /** Sign a JWT payload with the active key; `typ` goes in the header. */
+  sign(payload: Record<string, unknown>, opts?: { typ?: string }): string;
+  /** Public key (PEM) and alg for a kid, for verification. */
+  publicKey(kid: string): { alg: string; pem: string } | undefined;
+  /** JWKS document with every configured key (rotation). */
+  jwks(): { keys: PublicJwk[] };
+}
+
+export interface GatewayContext {
+  readonly config: Config;
+  /** Directory of the config file: relative paths (plugins, users file, keys) resolve against it. */
+  readonly configDir: string;
+  readonly publicUrl: URL;
+  /** e.g. "/.auth" */
+  readonly prefix: string;
+  readonly store: Store;
+  readonly users: UserDirectory;
+  readonly lockout: Lockout;
+  readonly signing: SigningKeys;
+  readonly log: FastifyBaseLogger;
+  /** Secret for keyed hashes of credentials in caches (random per process unless configured). */
+  readonly cacheKey: Buffer;
+}
