@@ -1,0 +1,7 @@
+// The gateway's own endpoints (SPEC 6), each a Fastify plugin registered under `server.prefix`.
+import type { FastifyInstance } from 'fastify';
+import type { Runtime } from '../runtime.js';
+
+export type EndpointPlugin = (app: FastifyInstance, rt: Runtime) => Promise<void>;
+
+export const ENDPOINT_PLUGINS: EndpointPlugin[] = [];

@@ -1,0 +1,11 @@
+// Maps each authenticator `type` from the config to its factory (one line per type).
+import type { AuthenticatorConfig, AuthenticatorType } from '../config/schema.js';
+import type { GatewayContext } from '../context.js';
+import type { Authenticator } from './types.js';
+import { createAnonymousAuthenticator } from './authenticators/anonymous.js';
+
+export type AuthenticatorFactory = (name: string, cfg: AuthenticatorConfig, ctx: GatewayContext) => Authenticator | Promise<Authenticator>;
+
+export const AUTHENTICATOR_FACTORIES: Partial<Record<AuthenticatorType, AuthenticatorFactory>> = {
+  anonymous: (name) => createAnonymousAuthenticator(name),
+};
