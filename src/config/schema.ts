@@ -57,10 +57,17 @@ export const UsersSchema = Strict({
   ),
 });
 
+/** Like Secret, but a `{ file }` that does not exist yet is kept (absolute) for the gateway to generate. */
+export const GeneratedSecret = Type.Union([Type.String({ minLength: 1 }), Type.Object({ file: Type.String({ minLength: 1 }) }, { additionalProperties: false })], {
+  description: 'A secret value, or { file: PATH } to read it from (generated there when the file is absent)',
+  'x-secret': true,
+  'x-generated-if-missing': true,
+});
+
 export const SigningKeySchema = Strict({
   kid: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._-]+$' }),
   alg: Type.String({ enum: ['EdDSA', 'ES256', 'RS256'] }),
-  privateKey: Secret,
+  privateKey: GeneratedSecret,
 });
 
 export const IdentitySchema = Strict({
@@ -107,7 +114,7 @@ export const LoginSchema = Strict({
 
 const Algorithms = Type.Array(Type.String({ enum: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] }), { minItems: 1 });
 
-const authn = <T extends TProperties>(type: string, props: T) => Strict({ type: Type.Literal(type), ...props });
+const authn = <K extends string, T extends TProperties>(type: K, props: T) => Strict({ type: Type.Literal(type), ...props });
 
 export const AuthenticatorSchemas = {
   anonymous: authn('anonymous', {}),
@@ -182,6 +189,8 @@ const AuthenticatorSchema = Type.Unsafe<AuthenticatorConfig>({
   type: 'object',
   discriminator: { propertyName: 'type' },
   required: ['type'],
+  // Declared here too (ajv strictRequired), and it turns an unknown type into one enum error.
+  properties: { type: { type: 'string', enum: Object.keys(AuthenticatorSchemas) } },
   oneOf: Object.values(AuthenticatorSchemas),
 });
 
@@ -219,7 +228,7 @@ export const ConfigSchema = Strict(
     signing: Type.Optional(Strict({ keys: Type.Array(SigningKeySchema, { minItems: 1 }) })),
     identity: Type.Optional(IdentitySchema),
     login: Type.Optional(LoginSchema),
-    authenticators: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9._-]+$' }), AuthenticatorSchema)),
+    authenticators: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9._-]+$' }), AuthenticatorSchema, { additionalProperties: false })),
     mfa: Type.Optional(
       Strict({
         totp: Type.Optional(Strict({ issuer: Type.Optional(Type.String()), window: Type.Optional(Type.Integer({ minimum: 0, maximum: 1 })) })),

@@ -1,0 +1,26 @@
+// pino with redaction: no password, token, key, cookie or secret ever reaches a log line (SPEC 5).
+import pino from 'pino';
+
+export const REDACT_PATHS = [
+  'password', '*.password', 'token', '*.token', 'secret', '*.secret', 'clientSecret', '*.clientSecret',
+  'refresh', '*.refresh', 'access', '*.access', 'code', '*.code', 'otp', '*.otp',
+  'req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]', 'req.headers["proxy-authorization"]',
+  'headers.authorization', 'headers.cookie', 'headers["x-api-key"]', 'headers["proxy-authorization"]',
+  'res.headers["set-cookie"]',
+];
+
+export function createLogger(level: string | undefined, destination?: pino.DestinationStream): pino.Logger {
+  const opts: pino.LoggerOptions = {
+    level: process.env.LOG_LEVEL ?? level ?? 'info',
+    base: { service: 'authgate' },
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    serializers: {
+      err: (err: unknown) => {
+        const e = err as { name?: string; code?: string; message?: string };
+        // Messages can carry upstream text; keep them, but never stacks or causes.
+        return { name: e?.name, code: e?.code, message: typeof e?.message === 'string' ? e.message.slice(0, 300) : undefined };
+      },
+    },
+  };
+  return destination ? pino(opts, destination) : pino(opts);
+}

@@ -1,0 +1,113 @@
+// One decision per request, shared by the proxy and the forward-auth endpoint: match the route,
+// run its chain, check its requirements and CSRF. Returns what to do; never sends anything.
+import type { RouteConfig } from '../config/schema.js';
+import type { GatewayContext } from '../context.js';
+import type { ErrorCode } from '../errors.js';
+import type { CompiledRoute, RouteTable } from '../routing/table.js';
+import type { UpstreamPool } from '../proxy/upstream.js';
+import { authorize, challengesFor, runChain, type CompiledRequirements } from './chain.js';
+import { isSameOriginRequest } from './csrf.js';
+import type { Authenticator, AuthRequest, Identity } from './types.js';
+
+export interface RouteData {
+  readonly chain: readonly Authenticator[];
+  readonly anonymous: boolean;
+  readonly needsBody: boolean;
+  readonly requirements: CompiledRequirements | undefined;
+  readonly login: boolean;
+  /** The route's only OIDC authenticator, when a browser should go straight to that provider. */
+  readonly loginProvider: string | undefined;
+  readonly upstream: UpstreamPool;
+  readonly stripPath: string | undefined;
+  readonly passCredentials: boolean;
+  /** Header names (lower case) of API keys the chain consumes; removed before forwarding. */
+  readonly credentialHeaders: readonly string[];
+  readonly websocket: boolean;
+  readonly timeoutMs: number | undefined;
+  readonly config: RouteConfig;
+}
+
+export type Route = CompiledRoute<RouteData>;
+
+export type Decision =
+  | { kind: 'allow'; route: Route; identity: Identity | undefined; authenticator: string }
+  | {
+      kind: 'deny';
+      route: Route | undefined;
+      code: ErrorCode;
+      detail?: string | undefined;
+      headers?: Record<string, string> | undefined;
+      /** Browser redirect instead of the problem response. */
+      redirect?: string | undefined;
+      authenticator?: string | undefined;
+      identity?: Identity | undefined;
+    };
+
+const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+function wantsHtml(method: string, accept: string | undefined): boolean {
+  return (method === 'GET' || method === 'HEAD') && accept !== undefined && accept.includes('text/html');
+}
+
+/** Methods the gateway never forwards. */
+export const REFUSED_METHODS: ReadonlySet<string> = new Set(['TRACE', 'TRACK', 'CONNECT']);
+
+export class Decider {
+  constructor(
+    private readonly ctx: GatewayContext,
+    private readonly table: RouteTable<RouteData>,
+  ) {}
+
+  match(host: string, path: string, method: string): Route | undefined {
+    return this.table.match(host, path, method);
+  }
+
+  /**
+   * `originalUrl` is the URL a browser should come back to after signing in (path+query, or an
+   * absolute URL for another host).
+   */
+  async decide(route: Route, req: AuthRequest, originalUrl: string): Promise<Decision> {
+    const data = route.data;
+    if (data.anonymous) return { kind: 'allow', route, identity: undefined, authenticator: 'anonymous' };
+    const result = await runChain(data.chain, req);
+    if (result.kind === 'unauthenticated') {
+      if (data.login && wantsHtml(req.method, req.headers.accept)) return { kind: 'deny', route, code: 'unauthenticated', redirect: this.loginUrl(data, originalUrl) };
+      const challenges = challengesFor(data.chain);
+      return { kind: 'deny', route, code: 'unauthenticated', headers: challenges.length > 0 ? { 'www-authenticate': challenges.join(', ') } : undefined };
+    }
+    if (result.kind === 'reject') {
+      const r = result.rejection;
+      const headers: Record<string, string> = { ...(r.headers ?? {}) };
+      if (r.code !== 'store_unavailable' && r.code !== 'service_unavailable' && r.code !== 'locked' && r.code !== 'bad_request') {
+        const challenges = challengesFor(data.chain, result);
+        if (challenges.length > 0) headers['www-authenticate'] = challenges.join(', ');
+      }
+      return { kind: 'deny', route, code: r.code, detail: r.detail, headers, authenticator: result.authenticator.name };
+    }
+    const identity = result.identity;
+    const denied = authorize(identity, data.requirements, Math.floor(Date.now() / 1000));
+    if (denied !== undefined) {
+      let redirect: string | undefined;
+      if (data.login && wantsHtml(req.method, req.headers.accept)) {
+        if (denied === 'mfa_required') redirect = `${this.ctx.prefix}/mfa?rd=${encodeURIComponent(originalUrl)}`;
+        else if (denied === 'reauth_required') redirect = this.loginUrl(data, originalUrl);
+      }
+      return { kind: 'deny', route, code: denied, redirect, authenticator: result.authenticator.name, identity };
+    }
+    if (UNSAFE.has(req.method) && isSessionMethod(identity.method) && !isSameOriginRequest(req.headers, this.ctx)) {
+      return { kind: 'deny', route, code: 'csrf', authenticator: result.authenticator.name, identity };
+    }
+    return { kind: 'allow', route, identity, authenticator: result.authenticator.name };
+  }
+
+  private loginUrl(data: RouteData, originalUrl: string): string {
+    const rd = encodeURIComponent(originalUrl);
+    if (data.loginProvider) return `${this.ctx.prefix}/oidc/${encodeURIComponent(data.loginProvider)}/login?rd=${rd}`;
+    return `${this.ctx.prefix}/login?rd=${rd}`;
+  }
+}
+
+/** Identities carried by the browser session cookie: CSRF applies to them. */
+export function isSessionMethod(method: string): boolean {
+  return method === 'session' || method.startsWith('oidc:');
+}

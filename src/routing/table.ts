@@ -1,0 +1,133 @@
+// The compiled route table (SPEC 3 `routes`, SPEC 4 step 2): first match in file order wins.
+import type { RouteConfig } from '../config/schema.js';
+
+type Segment = { kind: 'literal'; value: string } | { kind: 'one' };
+
+export interface PathPattern {
+  readonly segments: readonly Segment[];
+  /** Ends in `**`: any number of further segments, including none. */
+  readonly rest: boolean;
+  /** Pattern without wildcards: one string comparison. */
+  readonly exact?: string;
+  /** Literal prefix before the first wildcard, for a cheap pre-check. */
+  readonly literalPrefix: string;
+}
+
+export function compilePathPattern(pattern: string): PathPattern {
+  const parts = pattern.split('/').slice(1);
+  const segments: Segment[] = [];
+  let rest = false;
+  let literalPrefix = '';
+  let wild = false;
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i] as string;
+    if (p === '**') {
+      if (i !== parts.length - 1) throw new Error(`'**' may only be the last segment: ${pattern}`);
+      rest = true;
+      wild = true;
+    } else if (p === '*') {
+      segments.push({ kind: 'one' });
+      wild = true;
+    } else {
+      if (p.includes('*')) throw new Error(`'*' must be a whole segment: ${pattern}`);
+      segments.push({ kind: 'literal', value: p });
+      if (!wild) literalPrefix += '/' + p;
+    }
+  }
+  return { segments, rest, literalPrefix, ...(wild ? {} : { exact: pattern }) };
+}
+
+export function matchPath(p: PathPattern, path: string): boolean {
+  if (p.exact !== undefined) return path === p.exact;
+  if (!path.startsWith(p.literalPrefix)) return false;
+  // Walk segments without allocating an array.
+  let pos = 1; // after the leading '/'
+  const n = p.segments.length;
+  for (let i = 0; i < n; i++) {
+    if (pos > path.length) return false;
+    let end = path.indexOf('/', pos);
+    if (end === -1) end = path.length;
+    const seg = p.segments[i] as Segment;
+    if (seg.kind === 'literal') {
+      if (end - pos !== seg.value.length || !path.startsWith(seg.value, pos)) return false;
+    } else if (end === pos) return false; // '*' matches one non-empty segment
+    pos = end + 1;
+  }
+  if (p.rest) return true; // '**': anything (or nothing) after
+  return pos === path.length + 1;
+}
+
+export interface HostPattern {
+  readonly exact?: string;
+  /** For `*.example.com`: '.example.com' (a subdomain, never the bare domain). */
+  readonly suffix?: string;
+  readonly withPort: boolean;
+}
+
+export function compileHostPattern(host: string): HostPattern {
+  const h = host.toLowerCase();
+  const withPort = /:[0-9]+$/.test(h);
+  if (h.startsWith('*.')) return { suffix: h.slice(1), withPort };
+  return { exact: h, withPort };
+}
+
+export function matchHost(p: HostPattern, hostHeader: string): boolean {
+  let host = hostHeader.toLowerCase();
+  if (!p.withPort) {
+    const colon = host.lastIndexOf(':');
+    if (colon !== -1 && !host.endsWith(']')) host = host.slice(0, colon);
+  }
+  if (p.exact !== undefined) return host === p.exact;
+  const suffix = p.suffix as string;
+  return host.length > suffix.length && host.endsWith(suffix);
+}
+
+export interface CompiledRoute<T = unknown> {
+  readonly config: RouteConfig;
+  readonly name: string;
+  readonly host?: HostPattern;
+  readonly path: PathPattern;
+  readonly methods?: ReadonlySet<string>;
+  /** Per-route data attached by the server (authenticators, upstream pool, headers…). */
+  readonly data: T;
+}
+
+export class RouteTable<T> {
+  readonly routes: readonly CompiledRoute<T>[];
+  constructor(routes: readonly CompiledRoute<T>[]) {
+    this.routes = routes;
+  }
+
+  /** First route whose host, path and method match, in file order. */
+  match(host: string, path: string, method: string): CompiledRoute<T> | undefined {
+    const routes = this.routes;
+    for (let i = 0; i < routes.length; i++) {
+      const r = routes[i] as CompiledRoute<T>;
+      if (r.methods !== undefined && !r.methods.has(method)) continue;
+      if (!matchPath(r.path, path)) continue;
+      if (r.host !== undefined && !matchHost(r.host, host)) continue;
+      return r;
+    }
+    return undefined;
+  }
+}
+
+export function compileRoute<T>(config: RouteConfig, data: T): CompiledRoute<T> {
+  return {
+    config,
+    name: config.name,
+    path: compilePathPattern(config.match.path),
+    data,
+    ...(config.match.host ? { host: compileHostPattern(config.match.host) } : {}),
+    ...(config.match.methods ? { methods: new Set(config.match.methods.map((m) => m.toUpperCase())) } : {}),
+  };
+}
+
+/** Remove `stripPath` from the front of a path (on a segment boundary). */
+export function stripPathPrefix(path: string, strip: string | undefined): string {
+  if (!strip || strip === '/') return path;
+  const s = strip.endsWith('/') ? strip.slice(0, -1) : strip;
+  if (path === s) return '/';
+  if (path.startsWith(s) && path.charCodeAt(s.length) === 47) return path.slice(s.length);
+  return path;
+}
