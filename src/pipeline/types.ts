@@ -73,6 +73,12 @@ export interface AuthRequest {
   /** The raw body, present only when an authenticator of the route declared `needsBody`. */
   readonly body?: Buffer | undefined;
   readonly log: FastifyBaseLogger;
+  /**
+   * Optional: ask the gateway to clear a cookie on the response (Path=/), e.g. a session cookie
+   * that no longer resolves to a live session (SPEC 4: "counts as absent (and is cleared)").
+   * Set by whoever builds the AuthRequest; authenticators call it only if present.
+   */
+  readonly clearCookie?: ((name: string) => void) | undefined;
 }
 
 export interface Authenticator {
