@@ -242,7 +242,7 @@ async function assemble(
   });
   app.decorateRequest('agForward', null);
 
-  const toAuthRequest = (request: FastifyRequest, path?: string, query?: string, body?: Buffer): AuthRequest => ({
+  const toAuthRequest = (request: FastifyRequest, path?: string, query?: string, body?: Buffer, reply?: FastifyReply): AuthRequest => ({
     method: request.method,
     path: path ?? request.url.split('?')[0] ?? '/',
     query: query ?? '',
@@ -252,6 +252,7 @@ async function assemble(
     cookies: request.cookies ?? {},
     body,
     log: request.log,
+    clearCookie: reply ? (name: string) => { reply.clearCookie(name, { path: '/' }); } : undefined,
   });
 
   const closeHooks: (() => Promise<void> | void)[] = [];
@@ -329,7 +330,7 @@ async function assemble(
     }
     const decision = data.anonymous
       ? ({ kind: 'allow', route, identity: undefined, authenticator: 'anonymous' } as const)
-      : await decider.decide(route, toAuthRequest(request, target.path, target.query, body), originalUrlFor(request, rawUrl));
+      : await decider.decide(route, toAuthRequest(request, target.path, target.query, body, reply), originalUrlFor(request, rawUrl));
     if (decision.kind === 'deny') {
       recordAuth(decision.authenticator ?? route.name, decision.code);
       request.agForward = { identity: decision.identity, data, authenticator: decision.authenticator ?? '-', startedAt: 0 };
@@ -398,7 +399,7 @@ async function assemble(
     if (!target.ok) return sendProblem(reply, 'bad_path');
     const route = decider.match(host, target.path, method);
     if (route === undefined) return sendProblem(reply, 'no_route');
-    const authReq: AuthRequest = { method, path: target.path, query: target.query, host, headers: h, ip: request.ip, cookies: request.cookies ?? {}, log: request.log };
+    const authReq: AuthRequest = { method, path: target.path, query: target.query, host, headers: h, ip: request.ip, cookies: request.cookies ?? {}, log: request.log, clearCookie: (name) => { reply.clearCookie(name, { path: '/' }); } };
     const originalUrl = host.toLowerCase() === ctx.publicUrl.host.toLowerCase() ? uri : `${proto === 'https' ? 'https' : 'http'}://${host}${uri}`;
     const decision = route.data.anonymous ? ({ kind: 'allow', route, identity: undefined, authenticator: 'anonymous' } as const) : await decider.decide(route, authReq, originalUrl);
     if (decision.kind === 'deny') {
