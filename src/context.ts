@@ -4,6 +4,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from './config/schema.js';
 import type { Store } from './store/types.js';
 import type { ErrorCode } from './errors.js';
+import type { Metrics } from './ops/metrics.js';
 
 export interface UserRecord {
   readonly username: string;
@@ -76,4 +77,6 @@ export interface GatewayContext {
   readonly log: FastifyBaseLogger;
   /** Secret for keyed hashes of credentials in caches (random per process unless configured). */
   readonly cacheKey: Buffer;
+  /** Prometheus metrics (absent in unit tests that build a context by hand). */
+  readonly metrics?: Metrics | undefined;
 }

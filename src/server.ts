@@ -31,6 +31,7 @@ import { normalizeTarget, encodePath } from './routing/normalize.js';
 import { RouteTable, compileRoute, stripPathPrefix } from './routing/table.js';
 import type { Runtime } from './runtime.js';
 import { createStore } from './store/index.js';
+import { instrumentStore } from './store/instrumented.js';
 import { durationMs } from './util/duration.js';
 import { isTrustedAddress, compileTrust } from './util/trust.js';
 import { AssertionSigner } from './pipeline/assertion.js';
@@ -81,14 +82,15 @@ export async function buildContext(loaded: LoadedConfig, opts: BuildOptions): Pr
   const log = opts.logger;
   const publicUrl = new URL(cfg.server?.publicUrl ?? opts.defaultPublicUrl);
   const prefix = cfg.server?.prefix ?? '/.auth';
-  const store = await createStore(cfg.store, { configDir: loaded.dir, log });
+  const metrics = new Metrics();
+  const store = instrumentStore(await createStore(cfg.store, { configDir: loaded.dir, log }), metrics);
   const closers: (() => Promise<void>)[] = [() => store.close()];
   try {
     const users = await createUserDirectory(cfg, { configDir: loaded.dir, log, store });
     closers.unshift(() => users.close());
     const lockout = createLockout(store, cfg.login?.lockout);
     const signing = await loadSigningKeys(cfg.signing, { configDir: loaded.dir, log });
-    const ctx: GatewayContext = { config: cfg, configDir: loaded.dir, publicUrl, prefix, store, users, lockout, signing, log, cacheKey: randomBytes(32) };
+    const ctx: GatewayContext = { config: cfg, configDir: loaded.dir, publicUrl, prefix, store, users, lockout, signing, log, cacheKey: randomBytes(32), metrics };
     return {
       ctx,
       close: async () => {
@@ -203,7 +205,7 @@ async function assemble(
 ): Promise<BuiltGateway> {
   const cfg = loaded.config;
   const log = opts.logger;
-  const metrics = new Metrics();
+  const metrics = ctx.metrics ?? new Metrics();
   const authenticators = await createAuthenticators(ctx);
   cleanups.push(async () => { for (const a of authenticators.values()) await a.close?.(); });
   const callerChain = await createCallerChain(ctx, authenticators);
