@@ -251,6 +251,7 @@ async function assemble(
     host: request.host,
     headers: request.headers,
     ip: request.ip,
+    peer: request.socket.remoteAddress,
     cookies: request.cookies ?? {},
     body,
     log: request.log,
@@ -401,7 +402,7 @@ async function assemble(
     if (!target.ok) return sendProblem(reply, 'bad_path');
     const route = decider.match(host, target.path, method);
     if (route === undefined) return sendProblem(reply, 'no_route');
-    const authReq: AuthRequest = { method, path: target.path, query: target.query, host, headers: h, ip: request.ip, cookies: request.cookies ?? {}, log: request.log, clearCookie: (name) => { reply.clearCookie(name, { path: '/' }); } };
+    const authReq: AuthRequest = { method, path: target.path, query: target.query, host, headers: h, ip: request.ip, peer: request.ip, cookies: request.cookies ?? {}, log: request.log, clearCookie: (name) => { reply.clearCookie(name, { path: '/' }); } };
     const originalUrl = host.toLowerCase() === ctx.publicUrl.host.toLowerCase() ? uri : `${proto === 'https' ? 'https' : 'http'}://${host}${uri}`;
     const decision = route.data.anonymous ? ({ kind: 'allow', route, identity: undefined, authenticator: 'anonymous' } as const) : await decider.decide(route, authReq, originalUrl);
     if (decision.kind === 'deny') {

@@ -79,6 +79,12 @@ export interface AuthRequest {
    * Set by whoever builds the AuthRequest; authenticators call it only if present.
    */
   readonly clearCookie?: ((name: string) => void) | undefined;
+  /**
+   * The address the request came from without believing any X-Forwarded-For: the TCP peer for
+   * proxied requests; for forward-auth, the original client as the trusted proxy reports it.
+   * For authenticators that trust a network position (plugins/trusted-header.js).
+   */
+  readonly peer?: string | undefined;
 }
 
 export interface Authenticator {

@@ -64,6 +64,7 @@ async function run(u: UpgradeContext, req: IncomingMessage, socket: Duplex, head
     host,
     headers: req.headers,
     ip,
+    peer,
     cookies: req.headers.cookie ? fastifyCookie.parse(req.headers.cookie) : {},
     log: u.log,
   };
