@@ -3,13 +3,23 @@ import type { AuthenticatorConfig, AuthenticatorConfigOf, AuthenticatorType } fr
 import type { GatewayContext } from '../context.js';
 import type { Authenticator } from './types.js';
 import { createAnonymousAuthenticator } from './authenticators/anonymous.js';
+import { createSessionAuthenticator } from './authenticators/session.js';
 import { createTokenAuthenticator } from './authenticators/token.js';
 import { createIntrospectionAuthenticator } from './authenticators/introspection.js';
+import { createPluginAuthenticator } from './authenticators/plugin.js';
+import { createBasicAuthenticator } from './authenticators/basic.js';
+import { createApiKeyAuthenticator } from './authenticators/apikey.js';
+import { createJwtAuthenticator } from './authenticators/jwt.js';
 
 export type AuthenticatorFactory = (name: string, cfg: AuthenticatorConfig, ctx: GatewayContext) => Authenticator | Promise<Authenticator>;
 
 export const AUTHENTICATOR_FACTORIES: Partial<Record<AuthenticatorType, AuthenticatorFactory>> = {
   anonymous: (name) => createAnonymousAuthenticator(name),
+  session: (name, cfg, ctx) => createSessionAuthenticator(name, cfg as AuthenticatorConfigOf<'session'>, ctx),
   token: (name, cfg, ctx) => createTokenAuthenticator(name, cfg as AuthenticatorConfigOf<'token'>, ctx),
   introspection: (name, cfg, ctx) => createIntrospectionAuthenticator(name, cfg as AuthenticatorConfigOf<'introspection'>, ctx),
+  plugin: (name, cfg, ctx) => createPluginAuthenticator(name, cfg as AuthenticatorConfigOf<'plugin'>, ctx),
+  basic: (name, cfg, ctx) => createBasicAuthenticator(name, cfg as AuthenticatorConfigOf<'basic'>, ctx),
+  apikey: (name, cfg, ctx) => createApiKeyAuthenticator(name, cfg as AuthenticatorConfigOf<'apikey'>, ctx),
+  jwt: (name, cfg, ctx) => createJwtAuthenticator(name, cfg as AuthenticatorConfigOf<'jwt'>, ctx),
 };

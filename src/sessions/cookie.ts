@@ -1,0 +1,109 @@
+// The session cookie's value: `<id>.<mac>`, where id is 32 random bytes and mac an HMAC-SHA256
+// of it under `secrets.session` (base64url both). The first secret signs, every secret verifies
+// (rotation). A value that is not exactly this shape is refused before any HMAC or store lookup.
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { GatewayContext } from '../context.js';
+import type { Secret } from '../config/schema.js';
+import { StoreUnavailableError } from '../errors.js';
+
+const ID_BYTES = 32;
+const ENCODED_LENGTH = 43; // base64url of 32 bytes, no padding
+const COOKIE_LENGTH = ENCODED_LENGTH * 2 + 1;
+const COOKIE_RE = /^[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}$/;
+const MIN_SECRET_BYTES = 32;
+/** Store key of the generated secret when `secrets.session` is not configured (SPEC 3). */
+export const GENERATED_SECRET_KEY = 'secrets:session';
+
+// Domain separation: the same secret never yields a MAC that is valid in another context.
+const MAC_CONTEXT = 'authgate/session-cookie/v1\u0000';
+const FINGERPRINT_CONTEXT = 'authgate/session-credential/v1\u0000';
+
+export class SessionCookieSigner {
+  readonly #keys: readonly Buffer[];
+
+  constructor(secrets: readonly string[]) {
+    if (secrets.length === 0) throw new Error('secrets.session: at least one secret is required');
+    for (const s of secrets) {
+      if (Buffer.byteLength(s, 'utf8') < MIN_SECRET_BYTES) throw new Error(`secrets.session: every secret must be at least ${MIN_SECRET_BYTES} bytes`);
+    }
+    this.#keys = secrets.map((s) => Buffer.from(s, 'utf8'));
+  }
+
+  /** A new secret session id (goes only into the cookie). */
+  newId(): string {
+    return randomBytes(ID_BYTES).toString('base64url');
+  }
+
+  /** The cookie value for an id, signed with the first secret. */
+  sign(id: string): string {
+    return `${id}.${this.#mac(this.#keys[0]!, MAC_CONTEXT, id)}`;
+  }
+
+  /** The id inside a correctly signed cookie value, else undefined. Constant-time per secret. */
+  verify(value: string): string | undefined {
+    if (value.length !== COOKIE_LENGTH || !COOKIE_RE.test(value)) return undefined;
+    const id = value.slice(0, ENCODED_LENGTH);
+    // Compare the encoded text, not decoded bytes: base64url has spare bits in its last
+    // character, and a flipped character must never verify.
+    const given = Buffer.from(value.slice(ENCODED_LENGTH + 1), 'latin1');
+    let ok = false;
+    for (const key of this.#keys) {
+      const expected = Buffer.from(this.#mac(key, MAC_CONTEXT, id), 'latin1');
+      if (timingSafeEqual(given, expected)) ok = true;
+    }
+    return ok ? id : undefined;
+  }
+
+  /** Keyed fingerprint of a credential (the password hash), with the first secret. */
+  fingerprint(value: string): string {
+    return this.#mac(this.#keys[0]!, FINGERPRINT_CONTEXT, value);
+  }
+
+  /** True when the fingerprint was made from `value` under any configured secret. */
+  fingerprintMatches(value: string, fingerprint: string): boolean {
+    const given = Buffer.from(fingerprint, 'latin1');
+    let ok = false;
+    for (const key of this.#keys) {
+      const expected = Buffer.from(this.#mac(key, FINGERPRINT_CONTEXT, value), 'latin1');
+      if (given.length === expected.length && timingSafeEqual(given, expected)) ok = true;
+    }
+    return ok;
+  }
+
+  #mac(key: Buffer, context: string, value: string): string {
+    return createHmac('sha256', key).update(context).update(value).digest('base64url');
+  }
+}
+
+/** The public handle of a secret id: what keys the store, the cache and the logs. */
+export function sessionHandle(id: string): string {
+  return createHash('sha256').update(id).digest('base64url');
+}
+
+function secretValue(secret: Secret, configDir: string): string {
+  // The config loader resolves `{ file }` secrets; accept an unresolved one as well.
+  return typeof secret === 'string' ? secret : readFileSync(resolve(configDir, secret.file), 'utf8').trim();
+}
+
+/** The configured `secrets.session` (one or a list), or undefined when none is configured. */
+export function configuredSessionSecrets(ctx: Pick<GatewayContext, 'config' | 'configDir'>): string[] | undefined {
+  const configured = ctx.config.secrets?.session;
+  if (configured === undefined) return undefined;
+  const list = Array.isArray(configured) ? configured : [configured];
+  return list.map((s) => secretValue(s, ctx.configDir));
+}
+
+/**
+ * The session secrets: `secrets.session`, else one generated secret kept in the store under
+ * `secrets:session` (set-if-absent, so every instance on one store agrees; SPEC 3).
+ */
+export async function loadSessionSecrets(ctx: Pick<GatewayContext, 'config' | 'configDir' | 'store'>): Promise<string[]> {
+  const configured = configuredSessionSecrets(ctx);
+  if (configured !== undefined) return configured;
+  await ctx.store.setIfAbsent(GENERATED_SECRET_KEY, randomBytes(32).toString('base64url'));
+  const stored = await ctx.store.get(GENERATED_SECRET_KEY);
+  if (stored === null) throw new StoreUnavailableError();
+  return [stored];
+}

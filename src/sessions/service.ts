@@ -1,0 +1,350 @@
+// Browser sessions (SPEC 4 step 4, SPEC 6 /login, /logout; THREATS 27-36). One service per
+// loaded config (`acquireSessionService(ctx)`), shared by the `session` authenticator and the login
+// endpoints so they see one cache. Store layout:
+//   session:<id>        the record (JSON), TTL = absolute timeout
+//   session:seen:<id>   last activity (epoch ms), TTL = idle timeout; written at most every
+//                       min(idle/20, 60 s) — an idle session simply loses this key
+//   sessions:user:<u>   index of a user's session ids
+// Logout anywhere publishes the id on `sessions:revoked`; every instance drops it from its cache.
+import { LRUCache } from 'lru-cache';
+import type { GatewayContext } from '../context.js';
+import { GatewayError } from '../errors.js';
+import { durationMs } from '../util/duration.js';
+import { configuredSessionSecrets, loadSessionSecrets, sessionHandle, SessionCookieSigner } from './cookie.js';
+import type { NewSession, SessionLookup, SessionRecord } from './types.js';
+
+export const DEFAULT_SESSION_COOKIE = 'authgate_session';
+export const REVOKED_CHANNEL = 'sessions:revoked';
+const CACHE_MAX = 50_000;
+const CACHE_TTL_MS = 30_000;
+const MAX_WRITE_INTERVAL_MS = 60_000;
+
+const recordKey = (id: string): string => `session:${id}`;
+const seenKey = (id: string): string => `session:seen:${id}`;
+const userIndexKey = (user: string): string => `sessions:user:${user}`;
+
+export interface SessionSettings {
+  readonly cookieName: string;
+  readonly idleMs: number;
+  readonly absoluteMs: number;
+  /** How often the last-activity time is written to the store. */
+  readonly writeIntervalMs: number;
+  /** `Secure` cookie attribute: publicUrl is https. */
+  readonly secure: boolean;
+}
+
+export function sessionSettings(ctx: Pick<GatewayContext, 'config' | 'publicUrl'>): SessionSettings {
+  const cfg = ctx.config.login?.session;
+  const idleMs = durationMs(cfg?.idleTimeout, '30m');
+  const absoluteMs = durationMs(cfg?.absoluteTimeout, '12h');
+  return {
+    cookieName: cfg?.cookie ?? DEFAULT_SESSION_COOKIE,
+    idleMs,
+    absoluteMs,
+    writeIntervalMs: Math.max(10, Math.min(Math.floor(idleMs / 20), MAX_WRITE_INTERVAL_MS)),
+    secure: ctx.publicUrl.protocol === 'https:',
+  };
+}
+
+/** Attributes of the session cookie (THREATS 29), for @fastify/cookie's setCookie/clearCookie. */
+export interface SessionCookieOptions {
+  readonly path: '/';
+  readonly httpOnly: true;
+  readonly sameSite: 'lax';
+  readonly secure: boolean;
+  /** Seconds. */
+  readonly maxAge: number;
+}
+
+interface CacheEntry {
+  readonly record: SessionRecord;
+  /** Latest activity this instance knows of (epoch ms). */
+  lastSeen: number;
+  /** When the last-activity key was last written (or read) from the store. */
+  lastWrite: number;
+  /** The user directory version the record was last checked against. */
+  userVersion?: string;
+}
+
+const ABSENT: SessionLookup = Object.freeze({ kind: 'absent', clear: false });
+const ABSENT_CLEAR: SessionLookup = Object.freeze({ kind: 'absent', clear: true });
+
+export interface SessionServiceOptions {
+  /** Clock (epoch ms); tests may inject one. */
+  now?: () => number;
+}
+
+export class SessionService {
+  readonly settings: SessionSettings;
+  readonly #ctx: GatewayContext;
+  readonly #now: () => number;
+  readonly #cache: LRUCache<string, CacheEntry>;
+  readonly #unsubscribe: () => void;
+  #signer: SessionCookieSigner | undefined;
+  #signerLoading: Promise<SessionCookieSigner> | undefined;
+  #closed = false;
+
+  constructor(ctx: GatewayContext, opts: SessionServiceOptions = {}) {
+    this.#ctx = ctx;
+    this.#now = opts.now ?? Date.now;
+    this.settings = sessionSettings(ctx);
+    // Configured secrets are checked now (length), so a bad one stops the gateway at start.
+    const configured = configuredSessionSecrets(ctx);
+    if (configured !== undefined) this.#signer = new SessionCookieSigner(configured);
+    this.#cache = new LRUCache<string, CacheEntry>({
+      max: CACHE_MAX,
+      ttl: CACHE_TTL_MS,
+      fetchMethod: (id) => this.#fetch(id),
+    });
+    this.#unsubscribe = ctx.store.subscribe(REVOKED_CHANNEL, (id) => {
+      this.#cache.delete(id);
+    });
+  }
+
+  get cookieName(): string {
+    return this.settings.cookieName;
+  }
+
+  cookieOptions(): SessionCookieOptions {
+    return { path: '/', httpOnly: true, sameSite: 'lax', secure: this.settings.secure, maxAge: Math.floor(this.settings.absoluteMs / 1000) };
+  }
+
+  /** Loads the secrets (from config, or generated in the store). Fails closed when the store is down. */
+  async signer(): Promise<SessionCookieSigner> {
+    if (this.#signer !== undefined) return this.#signer;
+    this.#signerLoading ??= loadSessionSecrets(this.#ctx).then(
+      (secrets) => (this.#signer = new SessionCookieSigner(secrets)),
+      (err: unknown) => {
+        this.#signerLoading = undefined; // retry on the next request once the store is back
+        throw err;
+      },
+    );
+    return this.#signerLoading;
+  }
+
+  /**
+   * The public session id inside a correctly signed cookie value (no store access), else
+   * undefined. Throws StoreUnavailableError only when a generated secret cannot be read.
+   */
+  async sessionIdOf(cookieValue: string | undefined): Promise<string | undefined> {
+    if (cookieValue === undefined || cookieValue === '') return undefined;
+    const signer = this.#signer ?? (await this.signer());
+    const secretId = signer.verify(cookieValue);
+    return secretId === undefined ? undefined : sessionHandle(secretId);
+  }
+
+  /**
+   * What a cookie value stands for. A bad signature is answered without any store access; a
+   * store outage when a read is needed throws StoreUnavailableError (fail closed).
+   */
+  async resolveCookie(cookieValue: string | undefined): Promise<SessionLookup> {
+    if (cookieValue === undefined) return ABSENT;
+    const id = await this.sessionIdOf(cookieValue);
+    if (id === undefined) return ABSENT_CLEAR;
+    const entry = await this.#live(id);
+    if (entry === undefined) return ABSENT_CLEAR;
+    const session = await this.#current(entry);
+    if (session === undefined) return ABSENT_CLEAR;
+    return session.pendingMfa !== undefined ? { kind: 'pending', session } : { kind: 'active', session };
+  }
+
+  /** Starts a session with a new random id; returns the record and the cookie value to set. */
+  async create(input: NewSession): Promise<{ session: SessionRecord; cookie: string }> {
+    const signer = await this.signer();
+    const secretId = signer.newId();
+    const id = sessionHandle(secretId);
+    const now = this.#now();
+    const record: SessionRecord = {
+      id,
+      user: input.user,
+      ...(input.email !== undefined ? { email: input.email } : {}),
+      groups: [...input.groups],
+      method: input.method,
+      amr: [...input.amr],
+      mfa: input.mfa,
+      authTime: input.authTime ?? Math.floor(now / 1000),
+      createdAt: now,
+      lastSeenAt: now,
+      ...(input.pendingMfa !== undefined ? { pendingMfa: { methods: [...input.pendingMfa.methods] } } : {}),
+      ...(input.oidc !== undefined ? { oidc: { ...input.oidc } } : {}),
+      ...(input.passwordHash !== undefined ? { credential: signer.fingerprint(input.passwordHash) } : {}),
+    };
+    const { absoluteMs, idleMs } = this.settings;
+    const store = this.#ctx.store;
+    await Promise.all([
+      store.set(recordKey(id), JSON.stringify(record), absoluteMs),
+      store.set(seenKey(id), String(now), Math.min(idleMs, absoluteMs)),
+      store.indexAdd(userIndexKey(input.user), id, absoluteMs),
+    ]);
+    this.#cache.set(id, { record, lastSeen: now, lastWrite: now });
+    return { session: record, cookie: signer.sign(secretId) };
+  }
+
+  /** Ends a session on every instance: store records gone, caches evicted via pub/sub. */
+  async destroy(id: string, user?: string): Promise<void> {
+    this.#cache.delete(id);
+    const store = this.#ctx.store;
+    await Promise.all([
+      store.delete(recordKey(id)),
+      store.delete(seenKey(id)),
+      user !== undefined ? store.indexRemove(userIndexKey(user), id) : Promise.resolve(),
+    ]);
+    await store.publish(REVOKED_CHANNEL, id);
+  }
+
+  /** Ends every session of a user (e.g. back-channel logout, an administrator's revocation). */
+  async destroyUser(user: string): Promise<number> {
+    const ids = await this.#ctx.store.indexMembers(userIndexKey(user));
+    await Promise.all(ids.map((id) => this.destroy(id, user)));
+    return ids.length;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#unsubscribe();
+    this.#cache.clear();
+  }
+
+  /** The cache entry of a live session (timeouts checked, activity recorded), else undefined. */
+  async #live(id: string): Promise<CacheEntry | undefined> {
+    const now = this.#now();
+    const { idleMs, absoluteMs } = this.settings;
+    let entry = this.#cache.get(id);
+    // Idle by this instance's view: another instance may have seen activity, so ask the store.
+    if (entry === undefined || now - entry.lastSeen > idleMs) {
+      try {
+        entry = await this.#cache.fetch(id, { forceRefresh: true });
+      } catch (err) {
+        if (err instanceof GatewayError) throw err;
+        // The fill was aborted (revoked or evicted meanwhile): ask the store again, uncached.
+        entry = await this.#fetch(id);
+      }
+    }
+    if (entry === undefined) return undefined;
+    if (now >= entry.record.createdAt + absoluteMs || now - entry.lastSeen > idleMs) {
+      this.#expire(entry.record);
+      return undefined;
+    }
+    entry.lastSeen = now;
+    if (now - entry.lastWrite >= this.settings.writeIntervalMs) {
+      entry.lastWrite = now;
+      const ttl = Math.min(idleMs, entry.record.createdAt + absoluteMs - now);
+      // Fire and forget: a lost write only makes the idle timeout come a little early.
+      this.#ctx.store.set(seenKey(id), String(now), ttl).catch((err: unknown) => {
+        this.#ctx.log.debug({ session: id, err: errorMessage(err) }, 'session activity not recorded');
+      });
+    }
+    return entry;
+  }
+
+  /** Reads a session from the store (cache fill). Throws StoreUnavailableError when down. */
+  async #fetch(id: string): Promise<CacheEntry | undefined> {
+    const [json, seen] = await Promise.all([this.#ctx.store.get(recordKey(id)), this.#ctx.store.get(seenKey(id))]);
+    if (json === null) return undefined;
+    const record = parseRecord(json, id);
+    if (record === undefined) return undefined;
+    // No activity key: idle past its TTL. lastSeen 0 makes #live expire the record.
+    const lastSeen = seen === null ? 0 : Number(seen);
+    const at = Number.isFinite(lastSeen) ? lastSeen : 0;
+    return { record, lastSeen: at, lastWrite: at };
+  }
+
+  /**
+   * The session as an identity source right now: password sessions follow the user directory
+   * (disabled or removed user, or a changed password → the session ends; current groups/email).
+   */
+  async #current(entry: CacheEntry): Promise<SessionRecord | undefined> {
+    const record = entry.record;
+    if (record.method !== 'session') return { ...record, lastSeenAt: entry.lastSeen };
+    const user = await this.#ctx.users.get(record.user);
+    if (user === undefined || user.disabled) {
+      this.#expire(record);
+      return undefined;
+    }
+    if (entry.userVersion !== user.version) {
+      if (record.credential !== undefined) {
+        const signer = this.#signer ?? (await this.signer());
+        if (user.passwordHash === undefined || !signer.fingerprintMatches(user.passwordHash, record.credential)) {
+          this.#expire(record);
+          return undefined;
+        }
+      }
+      entry.userVersion = user.version;
+    }
+    return { ...record, email: user.email, groups: user.groups, lastSeenAt: entry.lastSeen };
+  }
+
+  /** Removes an expired or invalidated session in the background. */
+  #expire(record: SessionRecord): void {
+    this.#cache.delete(record.id);
+    this.destroy(record.id, record.user).catch((err: unknown) => {
+      this.#ctx.log.debug({ session: record.id, err: errorMessage(err) }, 'expired session not removed');
+    });
+  }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function isStringArray(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((x) => typeof x === 'string');
+}
+
+/** A stored record, checked field by field; anything malformed counts as no session. */
+function parseRecord(json: string, id: string): SessionRecord | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(json);
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null) return undefined;
+  const r = v as Record<string, unknown>;
+  if (r.id !== id || typeof r.user !== 'string' || typeof r.method !== 'string' || typeof r.mfa !== 'boolean') return undefined;
+  if (!isStringArray(r.groups) || !isStringArray(r.amr)) return undefined;
+  if (typeof r.authTime !== 'number' || typeof r.createdAt !== 'number' || typeof r.lastSeenAt !== 'number') return undefined;
+  if (r.email !== undefined && typeof r.email !== 'string') return undefined;
+  if (r.credential !== undefined && typeof r.credential !== 'string') return undefined;
+  if (r.pendingMfa !== undefined) {
+    const p = r.pendingMfa as { methods?: unknown } | null;
+    if (typeof p !== 'object' || p === null || !isStringArray(p.methods)) return undefined;
+  }
+  if (r.oidc !== undefined) {
+    const o = r.oidc as { provider?: unknown; sub?: unknown; sid?: unknown } | null;
+    if (typeof o !== 'object' || o === null || typeof o.provider !== 'string' || typeof o.sub !== 'string') return undefined;
+    if (o.sid !== undefined && typeof o.sid !== 'string') return undefined;
+  }
+  return r as unknown as SessionRecord;
+}
+
+const shared = new WeakMap<GatewayContext, { service: SessionService; refs: number }>();
+
+/**
+ * The session service of a loaded config, shared by the `session` authenticator and the login,
+ * MFA and OIDC endpoints so a logout evicts the very cache the proxy reads. Each holder calls
+ * `release` when its runtime is replaced or the gateway stops; the last one closes the service.
+ */
+export function acquireSessionService(ctx: GatewayContext): { service: SessionService; release: () => void } {
+  let entry = shared.get(ctx);
+  if (entry === undefined) {
+    entry = { service: new SessionService(ctx), refs: 0 };
+    shared.set(ctx, entry);
+  }
+  entry.refs++;
+  const held = entry;
+  let released = false;
+  return {
+    service: held.service,
+    release: () => {
+      if (released) return;
+      released = true;
+      held.refs--;
+      if (held.refs === 0) {
+        held.service.close();
+        if (shared.get(ctx) === held) shared.delete(ctx);
+      }
+    },
+  };
+}
