@@ -24,7 +24,7 @@ import { Decider, REFUSED_METHODS, type Decision, type RouteData } from './pipel
 import { IdentityHeaders } from './pipeline/identity.js';
 import { AUTHENTICATOR_FACTORIES } from './pipeline/registry.js';
 import { NOT_MINE, type Authenticator, type AuthOutcome, type AuthRequest, type Identity } from './pipeline/types.js';
-import { rewriteForwardHeaders } from './proxy/forward-headers.js';
+import { hasAmbiguousCredentials, rewriteForwardHeaders } from './proxy/forward-headers.js';
 import { UpstreamPool, isConnectFailure, isTimeout } from './proxy/upstream.js';
 import { handleUpgrade } from './proxy/websocket.js';
 import { normalizeTarget, encodePath } from './routing/normalize.js';
@@ -327,6 +327,7 @@ async function assemble(
     const route = decider.match(request.host, target.path, method);
     if (route === undefined) return sendProblem(reply, 'no_route');
     const data = route.data;
+    if (!data.anonymous && hasAmbiguousCredentials(request.raw.rawHeaders, request.headers, target.query)) return sendProblem(reply, 'bad_request', 'The request carries more than one credential.');
     let body: Buffer | undefined;
     if (data.needsBody && method !== 'GET' && method !== 'HEAD' && request.body) {
       body = await readBody(request.body as NodeJS.ReadableStream, bodyLimit);
@@ -402,6 +403,7 @@ async function assemble(
     if (!target.ok) return sendProblem(reply, 'bad_path');
     const route = decider.match(host, target.path, method);
     if (route === undefined) return sendProblem(reply, 'no_route');
+    if (!route.data.anonymous && hasAmbiguousCredentials(request.raw.rawHeaders, h, target.query)) return sendProblem(reply, 'bad_request', 'The request carries more than one credential.');
     const authReq: AuthRequest = { method, path: target.path, query: target.query, host, headers: h, ip: request.ip, peer: request.ip, cookies: request.cookies ?? {}, log: request.log, clearCookie: (name) => { reply.clearCookie(name, { path: '/' }); } };
     const originalUrl = host.toLowerCase() === ctx.publicUrl.host.toLowerCase() ? uri : `${proto === 'https' ? 'https' : 'http'}://${host}${uri}`;
     const decision = route.data.anonymous ? ({ kind: 'allow', route, identity: undefined, authenticator: 'anonymous' } as const) : await decider.decide(route, authReq, originalUrl);

@@ -79,3 +79,18 @@ export function removeCookie(header: string, name: string): string {
   }
   return out.join('; ');
 }
+
+/**
+ * A request that carries a credential twice (two Authorization headers, which Node would reduce
+ * to the first; or a Bearer header plus an `access_token` query parameter) is refused: the
+ * gateway must not verify one credential while the upstream might read another (THREATS 14).
+ */
+export function hasAmbiguousCredentials(rawHeaders: readonly string[], headers: IncomingHttpHeaders, query: string): boolean {
+  let authorization = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    if (name.length === 13 && name.toLowerCase() === 'authorization' && ++authorization > 1) return true;
+  }
+  if (query !== '' && headers.authorization !== undefined && /(?:^|&)access_token=/.test(query)) return true;
+  return false;
+}
