@@ -196,7 +196,11 @@ export function createIntrospectionAuthenticator(
         throw new IntrospectionUnavailable('response is not JSON');
       }
     } catch (err) {
-      if (!res.body.destroyed) res.body.destroy();
+      if (!res.body.destroyed) {
+        // The connection is dropped rather than drained; destroy() emits an error nobody awaits.
+        res.body.on('error', () => undefined);
+        res.body.destroy();
+      }
       if (err instanceof IntrospectionUnavailable) throw err;
       throw new IntrospectionUnavailable(err instanceof Error ? err.name : 'read failed');
     }
