@@ -134,7 +134,7 @@ t.test('create / lookup / list / revoke / expire', async (t) => {
 t.test('lastUsedAt is recorded at most once a minute, off the request path', async (t) => {
   const inner = new MemoryStore();
   const { store, calls } = countingStore(inner);
-  let nowMs = Date.UTC(2030, 0, 1);
+  const nowMs = Date.UTC(2030, 0, 1);
   const svc = new ApiTokenService({ store, config, log: silentLog }, { now: () => nowMs });
   t.teardown(() => {
     svc.close();
