@@ -258,15 +258,16 @@ export class UsersFileDirectory implements UserDirectory {
   /**
    * Re-reads the file now (also what the watcher calls). Resolves with the usernames whose
    * record changed, were added or were removed; [] when nothing changed or the new file is broken.
+   * `announce: false` skips the onReloaded hook (a reload prompted by another instance's news).
    */
-  async reload(): Promise<string[]> {
+  async reload(opts: { announce?: boolean } = {}): Promise<string[]> {
     // Serialized: a reload asked for while one runs starts after it (and sees the newest file).
-    const next = this.#chain.then(() => this.#reloadOnce());
+    const next = this.#chain.then(() => this.#reloadOnce(opts.announce ?? true));
     this.#chain = next.catch(() => []);
     return next;
   }
 
-  async #reloadOnce(): Promise<string[]> {
+  async #reloadOnce(announce: boolean): Promise<string[]> {
     if (this.#closed) return [];
     let text: string;
     let signature: string;
@@ -301,7 +302,7 @@ export class UsersFileDirectory implements UserDirectory {
     const changed = diffUsers(previous.byName, next.byName);
     this.#log.info({ usersFile: this.path, users: next.byName.size, changed: changed.length }, 'users file reloaded');
     for (const username of changed) this.#emit(username);
-    if (changed.length > 0) {
+    if (announce && changed.length > 0) {
       try {
         this.#onReloaded?.(changed);
       } catch (err) {
