@@ -1,7 +1,12 @@
 // The gateway's own endpoints (SPEC 6), each a Fastify plugin registered under `server.prefix`.
 import type { FastifyInstance } from 'fastify';
 import type { Runtime } from '../runtime.js';
+import jwtEndpoints from './jwt.js';
+import jwksEndpoints from './jwks.js';
 
 export type EndpointPlugin = (app: FastifyInstance, rt: Runtime) => Promise<void>;
 
-export const ENDPOINT_PLUGINS: EndpointPlugin[] = [];
+export const ENDPOINT_PLUGINS: EndpointPlugin[] = [
+  jwtEndpoints,
+  jwksEndpoints,
+];
