@@ -167,7 +167,7 @@ t.test('reload() reports changed, added and removed users', async (t) => {
   const dir = await UsersFileDirectory.open({ path, log, watch: false });
   t.teardown(() => dir.close());
   t.same(await dir.reload(), [], 'nothing changed');
-  writeFileSync(path, VALID.replace(/  carol:[\s\S]*$/, '  dave: {}\n'));
+  writeFileSync(path, VALID.replace(/ {2}carol:[\s\S]*$/, '  dave: {}\n'));
   t.same((await dir.reload()).sort(), ['carol', 'dave']);
   t.equal(await dir.get('carol'), undefined);
   t.ok(await dir.get('dave'));
