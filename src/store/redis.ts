@@ -1,0 +1,303 @@
+// Redis store (SPEC 8): several gateway instances share one Redis. Commands fail fast while
+// disconnected (no offline queue, short timeouts) so callers fail closed with 503, while the
+// client keeps reconnecting in the background and everything resumes when Redis returns.
+// Publish goes through Redis pub/sub on a second connection; the publishing instance delivers
+// to its own subscribers at once and drops its own echo.
+import { randomBytes } from 'node:crypto';
+import { Redis, type RedisOptions } from 'ioredis';
+import { errorSummary, normalizeTtl, OutageLog, Subscribers, unavailable, type StoreLogger } from './index.js';
+import type { Store } from './types.js';
+
+const CONNECT_TIMEOUT_MS = 2_000;
+const COMMAND_TIMEOUT_MS = 1_500;
+const MAX_RECONNECT_DELAY_MS = 2_000;
+const FAILURE_LOG_INTERVAL_MS = 10_000;
+/** Index keys live next to plain keys in Redis; this keeps the two apart. */
+const INDEX_KEY_PREFIX = '__index:';
+/** Sender-id length in published messages (hex of 8 random bytes), followed by '|'. */
+const SENDER_ID_LENGTH = 16;
+
+// INCRBY, and start the window's TTL when the key has none (first increment). ARGV[2] 0 = no TTL.
+const INCR_LUA = `
+local v = redis.call('INCRBY', KEYS[1], ARGV[1])
+if tonumber(ARGV[2]) > 0 and redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return v`;
+
+// Sorted set member -> absolute expiry (server clock, ms; inf = none). Expired members are pruned
+// and the key itself expires with its longest-lived member.
+const NOW_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+
+const INDEX_ADD_LUA = `${NOW_LUA}
+local ttl = tonumber(ARGV[2])
+local score = 'inf'
+if ttl > 0 then score = string.format('%.0f', now + ttl) end
+redis.call('ZADD', KEYS[1], score, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now))
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if top[2] == nil then return 0 end
+if top[2] == 'inf' then redis.call('PERSIST', KEYS[1]) else redis.call('PEXPIREAT', KEYS[1], top[2]) end
+return 1`;
+
+const INDEX_MEMBERS_LUA = `${NOW_LUA}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now))
+return redis.call('ZRANGE', KEYS[1], 0, -1)`;
+
+interface ScriptCommands {
+  authgateIncr(key: string, by: number, ttlMs: number): Promise<number>;
+  authgateIndexAdd(key: string, member: string, ttlMs: number): Promise<number>;
+  authgateIndexMembers(key: string): Promise<string[]>;
+}
+type ScriptedRedis = Redis & ScriptCommands;
+
+export interface RedisStoreOptions {
+  url: string;
+  /** Prepended to every key and pub/sub channel (default `authgate:`). */
+  keyPrefix: string;
+  log: StoreLogger;
+  /** Overrides for tests; the defaults are the fail-fast settings above. */
+  redisOptions?: RedisOptions;
+}
+
+export class RedisStore implements Store {
+  readonly driver = 'redis' as const;
+  readonly #r: ScriptedRedis;
+  #sub: Redis | undefined;
+  readonly #prefix: string;
+  readonly #log: StoreLogger;
+  readonly #outage: OutageLog;
+  readonly #subOutage: OutageLog;
+  readonly #subs: Subscribers;
+  readonly #senderId = randomBytes(SENDER_ID_LENGTH / 2).toString('hex');
+  #lastFailureLog = 0;
+  #closed = false;
+
+  constructor(opts: RedisStoreOptions) {
+    this.#prefix = opts.keyPrefix;
+    this.#log = opts.log;
+    this.#outage = new OutageLog(opts.log, 'redis');
+    this.#subOutage = new OutageLog(opts.log, 'redis', 'redis store subscriber connection');
+    this.#subs = new Subscribers((err, channel) => this.#log.error({ store: 'redis', channel, err: String(err) }, 'store subscriber failed'));
+    const r = new Redis(opts.url, {
+      keyPrefix: opts.keyPrefix,
+      connectionName: 'authgate',
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      commandTimeout: COMMAND_TIMEOUT_MS,
+      enableAutoPipelining: true,
+      retryStrategy: (attempt) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS),
+      ...opts.redisOptions,
+    });
+    r.defineCommand('authgateIncr', { numberOfKeys: 1, lua: INCR_LUA });
+    r.defineCommand('authgateIndexAdd', { numberOfKeys: 1, lua: INDEX_ADD_LUA });
+    r.defineCommand('authgateIndexMembers', { numberOfKeys: 1, lua: INDEX_MEMBERS_LUA });
+    // Without an 'error' listener ioredis prints every failed reconnect attempt.
+    r.on('error', (err: unknown) => this.#outage.failed(err));
+    // A dropped connection is an outage even when the next reconnect succeeds without an error.
+    r.on('close', () => {
+      if (!this.#closed) this.#outage.failed(new Error('connection closed'));
+    });
+    r.on('ready', () => this.#outage.recovered());
+    this.#r = r as ScriptedRedis;
+  }
+
+  /** Resolves once the first connection attempt has succeeded or failed (never rejects). */
+  connected(): Promise<void> {
+    const r = this.#r;
+    if (r.status === 'ready') return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        r.off('ready', done).off('error', done).off('end', done);
+        resolve();
+      };
+      const timer = setTimeout(done, CONNECT_TIMEOUT_MS + 500);
+      r.once('ready', done).once('error', done).once('end', done);
+    });
+  }
+
+  /**
+   * Maps any client failure to StoreUnavailableError. Failures the connection events do not
+   * report (timeouts on a stalled server, error replies) are logged, at most every 10 s.
+   */
+  #fail(err: unknown): never {
+    if (!this.#outage.down) {
+      const now = Date.now();
+      if (now - this.#lastFailureLog >= FAILURE_LOG_INTERVAL_MS) {
+        this.#lastFailureLog = now;
+        this.#log.error({ store: 'redis', err: errorSummary(err) }, 'redis store command failed');
+      }
+    }
+    throw unavailable(err);
+  }
+
+  async get(key: string): Promise<string | null> {
+    try {
+      return await this.#r.get(key);
+    } catch (err) {
+      return this.#fail(err);
+    }
+  }
+
+  async set(key: string, value: string, ttlMs?: number): Promise<void> {
+    const ttl = normalizeTtl(ttlMs);
+    try {
+      if (ttl === undefined) await this.#r.set(key, value);
+      else await this.#r.set(key, value, 'PX', ttl);
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  async setIfAbsent(key: string, value: string, ttlMs?: number): Promise<boolean> {
+    const ttl = normalizeTtl(ttlMs);
+    try {
+      const reply = ttl === undefined ? await this.#r.set(key, value, 'NX') : await this.#r.set(key, value, 'PX', ttl, 'NX');
+      return reply === 'OK';
+    } catch (err) {
+      return this.#fail(err);
+    }
+  }
+
+  async take(key: string): Promise<string | null> {
+    try {
+      return await this.#r.getdel(key);
+    } catch (err) {
+      return this.#fail(err);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.#r.del(key);
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  async incr(key: string, ttlMs: number, by = 1): Promise<number> {
+    try {
+      return await this.#r.authgateIncr(key, by, normalizeTtl(ttlMs) ?? 0);
+    } catch (err) {
+      return this.#fail(err);
+    }
+  }
+
+  async ttl(key: string): Promise<number> {
+    try {
+      return await this.#r.pttl(key);
+    } catch (err) {
+      return this.#fail(err);
+    }
+  }
+
+  async indexAdd(index: string, member: string, ttlMs?: number): Promise<void> {
+    try {
+      await this.#r.authgateIndexAdd(INDEX_KEY_PREFIX + index, member, normalizeTtl(ttlMs) ?? 0);
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  async indexRemove(index: string, member: string): Promise<void> {
+    try {
+      await this.#r.zrem(INDEX_KEY_PREFIX + index, member);
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  async indexMembers(index: string): Promise<string[]> {
+    try {
+      return await this.#r.authgateIndexMembers(INDEX_KEY_PREFIX + index);
+    } catch (err) {
+      return this.#fail(err);
+    }
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    // keyPrefix does not apply to channels; prefix them here so instances on other prefixes stay apart.
+    const sent = this.#r.publish(this.#prefix + channel, `${this.#senderId}|${message}`);
+    this.#subs.deliver(channel, message);
+    try {
+      await sent;
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  subscribe(channel: string, handler: (message: string) => void): () => void {
+    const sub = this.#subs.add(channel, handler);
+    if (sub.first && !this.#closed) {
+      const conn = this.#subscriber();
+      // When not ready yet, the 'ready' listener subscribes every channel.
+      if (conn.status === 'ready') conn.subscribe(this.#prefix + channel).catch((err: unknown) => this.#subOutage.failed(err));
+    }
+    return () => {
+      if (!sub.remove() || this.#sub?.status !== 'ready') return;
+      this.#sub.unsubscribe(this.#prefix + channel).catch((err: unknown) => this.#subOutage.failed(err));
+    };
+  }
+
+  /** The pub/sub connection, opened on first subscribe; it re-subscribes after each reconnect. */
+  #subscriber(): Redis {
+    if (this.#sub !== undefined) return this.#sub;
+    const sub = this.#r.duplicate({ enableAutoPipelining: false, autoResubscribe: false, connectionName: 'authgate-sub' });
+    sub.on('error', (err: unknown) => this.#subOutage.failed(err));
+    sub.on('close', () => {
+      if (!this.#closed) this.#subOutage.failed(new Error('connection closed'));
+    });
+    sub.on('ready', () => {
+      this.#subOutage.recovered();
+      const channels = this.#subs.channels();
+      if (channels.length === 0) return;
+      sub.subscribe(...channels.map((c) => this.#prefix + c)).catch((err: unknown) => this.#subOutage.failed(err));
+    });
+    sub.on('message', (prefixed: string, raw: string) => this.#onMessage(prefixed, raw));
+    this.#sub = sub;
+    return sub;
+  }
+
+  #onMessage(prefixed: string, raw: string): void {
+    if (!prefixed.startsWith(this.#prefix)) return;
+    const channel = prefixed.slice(this.#prefix.length);
+    if (raw.length > SENDER_ID_LENGTH && raw.charCodeAt(SENDER_ID_LENGTH) === 0x7c /* | */) {
+      if (raw.startsWith(this.#senderId)) return; // already delivered locally by publish()
+      this.#subs.deliver(channel, raw.slice(SENDER_ID_LENGTH + 1));
+    } else {
+      this.#subs.deliver(channel, raw);
+    }
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.#r.ping();
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#subs.clear();
+    const conns = this.#sub === undefined ? [this.#r] : [this.#r, this.#sub];
+    await Promise.all(conns.map((c) => quitOrDisconnect(c)));
+  }
+}
+
+/** QUIT waits for pending replies; when it cannot be sent (disconnected), stop reconnecting instead. */
+async function quitOrDisconnect(conn: Redis): Promise<void> {
+  if (conn.status === 'end') return;
+  if (conn.status === 'ready') {
+    try {
+      await conn.quit();
+      return;
+    } catch {
+      // fall through
+    }
+  }
+  conn.disconnect();
+}
