@@ -73,6 +73,8 @@ function cidrProblem(value: string): string | undefined {
   if (bits === undefined) return undefined;
   const max = family === 4 ? 32 : 128;
   if (!/^[0-9]+$/.test(bits) || Number(bits) > max) return `'${value}' has an invalid prefix length (0-${max})`;
+  // Trusting every address lets any client forge X-Forwarded-For/Proto/Host (THREATS 81).
+  if (Number(bits) === 0) return `'${value}' trusts every client's X-Forwarded-* headers; list your proxies' addresses instead`;
   return undefined;
 }
 
