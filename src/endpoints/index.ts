@@ -3,10 +3,14 @@ import type { FastifyInstance } from 'fastify';
 import type { Runtime } from '../runtime.js';
 import jwtEndpoints from './jwt.js';
 import jwksEndpoints from './jwks.js';
+import tokenEndpoints from './tokens.js';
+import oauthEndpoints from './oauth.js';
 
 export type EndpointPlugin = (app: FastifyInstance, rt: Runtime) => Promise<void>;
 
 export const ENDPOINT_PLUGINS: EndpointPlugin[] = [
   jwtEndpoints,
   jwksEndpoints,
+  tokenEndpoints,
+  oauthEndpoints,
 ];

@@ -1,0 +1,184 @@
+// API token endpoints (SPEC 6):
+//   POST /token {username, password}   DRF obtain_auth_token-compatible: 200 {"token": "<key>"}
+//   GET /tokens, POST /tokens, DELETE /tokens/:id   the signed-in user's tokens
+//
+// DRF's obtain_auth_token returns the user's one token, creating it if absent. The gateway keeps
+// only hashes, so it cannot hand an existing token back: every call creates a new token named
+// "obtain_auth_token" (still 200 {"token"}), and when the user is at the per-user cap the oldest
+// token of that name is revoked to make room. A user who must use a second factor cannot get a
+// token with a password alone (403 mfa_required): they sign in and use POST /tokens.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { verifyLogin } from '../credentials/login.js';
+import { GatewayError, sendProblem } from '../errors.js';
+import { passesCsrfCheck } from '../pipeline/csrf.js';
+import type { Identity } from '../pipeline/types.js';
+import type { Runtime } from '../runtime.js';
+import { acquireApiTokens, MAX_TOKEN_TTL_MS, MAX_TOKENS_PER_USER, SCOPE_RE, type ApiTokenInfo, type ApiTokenService } from '../tokens/api-tokens.js';
+import { parseDuration } from '../util/duration.js';
+
+export const OBTAIN_TOKEN_NAME = 'obtain_auth_token';
+const MAX_NAME_LENGTH = 100;
+const MAX_SCOPES = 50;
+const MAX_FIELD_LENGTH = 4096;
+/** Query parameters that would put a credential in URLs and logs. */
+const CREDENTIAL_PARAMS = ['password', 'token', 'access_token'];
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+const ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+type Body = Record<string, unknown>;
+
+function bodyOf(request: FastifyRequest): Body {
+  const body = request.body;
+  if (body === undefined || body === null) return {};
+  if (typeof body !== 'object' || Array.isArray(body)) throw new GatewayError('bad_request', 'The body must be a JSON object or a form.');
+  return body as Body;
+}
+
+const own = (body: Body, name: string): unknown => (Object.hasOwn(body, name) ? body[name] : undefined);
+
+function requiredString(body: Body, name: string): string {
+  const value = own(body, name);
+  if (value === undefined || value === '') throw new GatewayError('bad_request', `The field "${name}" is required.`);
+  if (typeof value !== 'string' || value.length > MAX_FIELD_LENGTH) throw new GatewayError('bad_request', `The field "${name}" must be a string.`);
+  return value;
+}
+
+function refuseQueryCredentials(request: FastifyRequest): void {
+  const query = request.query;
+  if (typeof query !== 'object' || query === null) return;
+  for (const name of CREDENTIAL_PARAMS) {
+    if (Object.hasOwn(query, name)) throw new GatewayError('bad_request', 'Credentials are not accepted in the query string.');
+  }
+}
+
+/** `name`: 1-100 printable characters. */
+function tokenName(body: Body): string {
+  const value = own(body, 'name');
+  if (typeof value !== 'string') throw new GatewayError('bad_request', 'The field "name" is required (1-100 characters).');
+  const name = value.trim();
+  if (name.length === 0 || name.length > MAX_NAME_LENGTH || CONTROL.test(name)) throw new GatewayError('bad_request', 'The field "name" must be 1-100 printable characters.');
+  return name;
+}
+
+/** `ttl`: a duration (`30d`) or a number of seconds, from 1 s to 365 d; absent = tokens.defaultTtl. */
+function tokenTtlMs(body: Body): number | undefined {
+  const value = own(body, 'ttl');
+  if (value === undefined || value === null || value === '') return undefined;
+  let ms: number;
+  try {
+    if (typeof value === 'number') ms = parseDuration(String(value));
+    else if (typeof value === 'string' && value.length <= 32) ms = parseDuration(value.trim());
+    else throw new Error('not a duration');
+  } catch {
+    throw new GatewayError('bad_request', 'The field "ttl" must be a duration such as 30d, or a number of seconds.');
+  }
+  if (!(ms >= 1000 && ms <= MAX_TOKEN_TTL_MS)) throw new GatewayError('bad_request', 'The field "ttl" must be between 1 second and 365 days.');
+  return ms;
+}
+
+/** `scopes`: an array of scope tokens (RFC 6749 3.3), or one space- or comma-separated string (forms). */
+export function parseScopes(value: unknown): string[] {
+  if (value === undefined || value === null || value === '') return [];
+  const items = typeof value === 'string' ? value.split(/[\s,]+/).filter((s) => s.length > 0) : value;
+  if (!Array.isArray(items) || items.length > MAX_SCOPES || !items.every((s): s is string => typeof s === 'string' && SCOPE_RE.test(s))) {
+    throw new GatewayError('bad_request', `The field "scopes" must be a list of at most ${MAX_SCOPES} scope names.`);
+  }
+  return [...new Set(items)];
+}
+
+/** The wire form of a token's metadata (times in epoch seconds, like /me's authTime); never the secret. */
+export function tokenView(t: ApiTokenInfo): Record<string, unknown> {
+  return { id: t.id, name: t.name, scopes: t.scopes, createdAt: t.createdAt, expiresAt: t.expiresAt, lastUsedAt: t.lastUsedAt };
+}
+
+const noStore = (reply: FastifyReply): FastifyReply => reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+
+/** Makes room for one more obtain_auth_token token by revoking the user's oldest one of that name. */
+async function makeRoomForObtainedToken(service: ApiTokenService, user: string): Promise<void> {
+  const tokens = await service.listTokens(user);
+  if (tokens.length < MAX_TOKENS_PER_USER) return;
+  const oldest = tokens.find((t) => t.name === OBTAIN_TOKEN_NAME);
+  if (oldest !== undefined) await service.revokeToken(user, oldest.id);
+}
+
+export default async function tokenEndpoints(app: FastifyInstance, rt: Runtime): Promise<void> {
+  const { ctx } = rt;
+  const { service, release } = acquireApiTokens(ctx);
+  rt.onClose(release);
+
+  /**
+   * The caller of /tokens: session cookie, gateway API token or gateway JWT. Replies (and returns
+   * undefined) when there is none, it is refused, or a cookie-authenticated unsafe request is
+   * cross-site (SPEC 4 step 6).
+   */
+  async function signedInCaller(request: FastifyRequest, reply: FastifyReply): Promise<Identity | undefined> {
+    const outcome = await rt.authenticateCaller(request);
+    if (outcome.kind === 'reject') {
+      sendProblem(reply, outcome.code, outcome.detail, outcome.headers);
+      return undefined;
+    }
+    if (outcome.kind === 'not-mine') {
+      sendProblem(reply, 'unauthenticated');
+      return undefined;
+    }
+    const identity = outcome.identity;
+    const byCookie = identity.method === 'session' || identity.method.startsWith('oidc:');
+    if (byCookie && !passesCsrfCheck(request.method, request.headers, ctx)) {
+      sendProblem(reply, 'csrf');
+      return undefined;
+    }
+    // A client-credentials token names an OAuth client, not a user who could own tokens.
+    if (identity.amr.includes('client')) {
+      sendProblem(reply, 'forbidden', 'OAuth client tokens cannot manage API tokens.');
+      return undefined;
+    }
+    return identity;
+  }
+
+  app.post('/token', async (request, reply) => {
+    refuseQueryCredentials(request);
+    const body = bodyOf(request);
+    const username = requiredString(body, 'username');
+    const password = requiredString(body, 'password');
+    const check = await verifyLogin(ctx, username, password, rt.toAuthRequest(request).ip);
+    if (!check.ok) {
+      const headers = check.code === 'locked' && check.retryAfterSeconds !== undefined ? { 'retry-after': String(check.retryAfterSeconds) } : undefined;
+      return sendProblem(reply, check.code, undefined, headers);
+    }
+    if (check.user.mfaRequired) return sendProblem(reply, 'mfa_required', 'Sign in with your second factor and create a token at /tokens.');
+    await makeRoomForObtainedToken(service, check.user.username);
+    const created = await service.createToken({ user: check.user.username, name: OBTAIN_TOKEN_NAME });
+    return noStore(reply).code(200).send({ token: created.token });
+  });
+
+  app.get('/tokens', async (request, reply) => {
+    const caller = await signedInCaller(request, reply);
+    if (caller === undefined) return reply;
+    const tokens = await service.listTokens(caller.user);
+    return noStore(reply).send({ tokens: tokens.map(tokenView) });
+  });
+
+  app.post('/tokens', async (request, reply) => {
+    const caller = await signedInCaller(request, reply);
+    if (caller === undefined) return reply;
+    // A token must not mint tokens: a leaked, narrowly scoped token could otherwise widen itself.
+    if (caller.method === 'token') return sendProblem(reply, 'forbidden', 'API tokens cannot create API tokens; sign in first.');
+    const body = bodyOf(request);
+    const name = tokenName(body);
+    const ttlMs = tokenTtlMs(body);
+    const scopes = parseScopes(own(body, 'scopes'));
+    const created = await service.createToken({ user: caller.user, name, ttlMs, scopes });
+    return noStore(reply)
+      .code(201)
+      .send({ ...tokenView({ ...created, lastUsedAt: null }), token: created.token });
+  });
+
+  app.delete<{ Params: { id: string } }>('/tokens/:id', async (request, reply) => {
+    const caller = await signedInCaller(request, reply);
+    if (caller === undefined) return reply;
+    const id = request.params.id;
+    if (!ID_RE.test(id) || !(await service.revokeToken(caller.user, id))) return sendProblem(reply, 'not_found', 'No such token.');
+    return noStore(reply).code(204).send();
+  });
+}

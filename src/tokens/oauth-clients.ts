@@ -1,0 +1,139 @@
+// Clients of the gateway as an OAuth 2.0 provider (`oauth.clients`, SPEC 3 and 6) and their
+// authentication at /oauth/*: HTTP Basic (RFC 6749 2.3.1, id and secret form-urlencoded) or
+// `client_id`/`client_secret` in the form body — one method per request (RFC 6749 2.3).
+//
+// Secrets are stored as password hashes (argon2id, bcrypt, pbkdf2 …); a verified (id, secret)
+// pair is remembered under an HMAC so token issuance does not pay for a slow hash every time.
+// Uncached verifications are bounded in number, so a flood of wrong secrets cannot queue up
+// unbounded hashing work; an unknown client costs as much as a wrong secret.
+import type { IncomingHttpHeaders } from 'node:http';
+import { LRUCache } from 'lru-cache';
+import type { Config } from '../config/schema.js';
+import type { GatewayContext } from '../context.js';
+import { burnPasswordTime, verifyPassword } from '../credentials/passwords.js';
+import { durationMs } from '../util/duration.js';
+import { keyedHash } from '../util/secure.js';
+
+export const DEFAULT_CLIENT_TOKEN_TTL = '10m';
+const VERIFIED_CACHE_TTL_MS = 10 * 60_000;
+const VERIFIED_CACHE_MAX = 1_000;
+const MAX_VERIFICATIONS_IN_FLIGHT = 8;
+const MAX_CREDENTIAL_LENGTH = 1024;
+const BASE64_RE = /^[A-Za-z0-9+/]+={0,2}$/;
+
+export interface OAuthClient {
+  readonly id: string;
+  readonly secretHash: string;
+  readonly scopes: readonly string[];
+  readonly tokenTtlSeconds: number;
+}
+
+/** An RFC 6749 5.2 error: what /oauth/* answer with `{error, error_description}`. */
+export interface OAuthError {
+  readonly status: 400 | 401 | 503;
+  readonly error: 'invalid_request' | 'invalid_client' | 'temporarily_unavailable';
+  readonly description: string;
+}
+
+export type ClientAuthentication = { readonly ok: true; readonly client: OAuthClient } | ({ readonly ok: false } & OAuthError);
+
+interface PresentedCredentials {
+  readonly id: string;
+  readonly secret: string;
+}
+
+const invalidRequest = (description: string): ClientAuthentication => ({ ok: false, status: 400, error: 'invalid_request', description });
+const invalidClient = (description = 'Client authentication failed.'): ClientAuthentication => ({ ok: false, status: 401, error: 'invalid_client', description });
+
+/** application/x-www-form-urlencoded decoding of one Basic credential part; undefined when malformed. */
+function formDecode(part: string): string | undefined {
+  try {
+    return decodeURIComponent(part.replace(/\+/g, ' '));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The Basic credentials of an Authorization header: undefined when the scheme is not Basic. */
+function basicCredentials(header: string | undefined): PresentedCredentials | 'malformed' | undefined {
+  if (header === undefined) return undefined;
+  const space = header.indexOf(' ');
+  if (space <= 0 || header.slice(0, space).toLowerCase() !== 'basic') return undefined;
+  const encoded = header.slice(space + 1).trim();
+  if (encoded.length > MAX_CREDENTIAL_LENGTH * 3 || !BASE64_RE.test(encoded)) return 'malformed';
+  const decoded = Buffer.from(encoded, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return 'malformed';
+  const id = formDecode(decoded.slice(0, colon));
+  const secret = formDecode(decoded.slice(colon + 1));
+  return id === undefined || secret === undefined ? 'malformed' : { id, secret };
+}
+
+export function clientsFromConfig(config: Pick<Config, 'oauth'>): Map<string, OAuthClient> {
+  const out = new Map<string, OAuthClient>();
+  for (const c of config.oauth?.clients ?? []) {
+    out.set(c.id, { id: c.id, secretHash: c.secretHash, scopes: [...new Set(c.scopes ?? [])], tokenTtlSeconds: Math.max(1, Math.floor(durationMs(c.tokenTtl, DEFAULT_CLIENT_TOKEN_TTL) / 1000)) });
+  }
+  return out;
+}
+
+export interface OAuthClientsOptions {
+  /** The hash check (tests count calls through it). */
+  readonly verify?: (secret: string, encoded: string) => Promise<boolean>;
+  readonly maxInFlight?: number;
+}
+
+export class OAuthClients {
+  readonly clients: ReadonlyMap<string, OAuthClient>;
+  private readonly cacheKey: Buffer;
+  private readonly verify: (secret: string, encoded: string) => Promise<boolean>;
+  private readonly maxInFlight: number;
+  private readonly verified = new LRUCache<string, true>({ max: VERIFIED_CACHE_MAX, ttl: VERIFIED_CACHE_TTL_MS });
+  private inFlight = 0;
+
+  constructor(ctx: Pick<GatewayContext, 'config' | 'cacheKey'>, options: OAuthClientsOptions = {}) {
+    this.clients = clientsFromConfig(ctx.config);
+    this.cacheKey = ctx.cacheKey;
+    this.verify = options.verify ?? verifyPassword;
+    this.maxInFlight = options.maxInFlight ?? MAX_VERIFICATIONS_IN_FLIGHT;
+  }
+
+  /** Authenticates the client of a request to /oauth/*, from its headers and (parsed) form body. */
+  async authenticate(headers: IncomingHttpHeaders, body: Readonly<Record<string, unknown>>): Promise<ClientAuthentication> {
+    const basic = basicCredentials(headers.authorization);
+    const formId = Object.hasOwn(body, 'client_id') ? body.client_id : undefined;
+    const formSecret = Object.hasOwn(body, 'client_secret') ? body.client_secret : undefined;
+    if ((formId !== undefined && typeof formId !== 'string') || (formSecret !== undefined && typeof formSecret !== 'string')) {
+      return invalidRequest('client_id and client_secret must be strings.');
+    }
+    let presented: PresentedCredentials;
+    if (basic === 'malformed') return invalidClient('The Basic credentials are malformed.');
+    if (basic !== undefined) {
+      if (formSecret !== undefined) return invalidRequest('Use one client authentication method, not both.');
+      if (formId !== undefined && formId !== basic.id) return invalidRequest('client_id does not match the authenticated client.');
+      presented = basic;
+    } else {
+      if (formId === undefined || formSecret === undefined) return invalidClient('Client authentication is required.');
+      presented = { id: formId, secret: formSecret };
+    }
+    if (presented.id.length === 0 || presented.id.length > MAX_CREDENTIAL_LENGTH || presented.secret.length > MAX_CREDENTIAL_LENGTH) return invalidClient();
+
+    const client = this.clients.get(presented.id);
+    const cacheKey = client === undefined ? undefined : keyedHash(this.cacheKey, 'oauth-client', client.id, client.secretHash, presented.secret);
+    if (client !== undefined && cacheKey !== undefined && this.verified.has(cacheKey)) return { ok: true, client };
+
+    if (this.inFlight >= this.maxInFlight) return { ok: false, status: 503, error: 'temporarily_unavailable', description: 'Too many client authentications in progress; retry shortly.' };
+    this.inFlight++;
+    try {
+      if (client === undefined) {
+        await burnPasswordTime(presented.secret);
+        return invalidClient();
+      }
+      if (!(await this.verify(presented.secret, client.secretHash))) return invalidClient();
+    } finally {
+      this.inFlight--;
+    }
+    if (cacheKey !== undefined) this.verified.set(cacheKey, true);
+    return { ok: true, client };
+  }
+}
