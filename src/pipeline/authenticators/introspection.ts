@@ -15,6 +15,7 @@ import type { AuthenticatorConfigOf, Secret } from '../../config/schema.js';
 import type { GatewayContext } from '../../context.js';
 import type { ErrorCode } from '../../errors.js';
 import { isWellFormedToken, tokenPrefix } from '../../tokens/api-tokens.js';
+import { selfIssuer } from '../../tokens/jwt-issuer.js';
 import { durationMs } from '../../util/duration.js';
 import { keyedHash } from '../../util/secure.js';
 import { authenticated, NOT_MINE, rejected, type Authenticator, type AuthOutcome, type AuthRequest, type Rejected } from '../types.js';
@@ -85,9 +86,6 @@ export function unverifiedIssuer(token: string): string | undefined {
     return undefined;
   }
 }
-
-/** The issuer of the gateway's own JWTs: publicUrl + prefix (SPEC 6). */
-export const selfIssuer = (ctx: Pick<GatewayContext, 'publicUrl' | 'prefix'>): string => `${ctx.publicUrl.origin}${ctx.prefix}`;
 
 /** Issuers whose JWTs belong to a `jwt` authenticator (or to the gateway itself). */
 function jwtIssuers(ctx: GatewayContext): Set<string> {
