@@ -5,7 +5,7 @@ import { defineConfig, globalIgnores } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
 export default defineConfig(
-  globalIgnores(['dist/', 'node_modules/', 'coverage/', '.tap/', 'bench/results/', 'data/', 'test-artifacts/', '.scratch/']),
+  globalIgnores(['dist/', 'node_modules/', 'coverage/', '.tap/', 'bench/results/', 'data/', 'test-artifacts/']),
   js.configs.recommended,
   tseslint.configs.recommended,
   {
