@@ -5,6 +5,8 @@ import jwtEndpoints from './jwt.js';
 import jwksEndpoints from './jwks.js';
 import tokenEndpoints from './tokens.js';
 import oauthEndpoints from './oauth.js';
+import loginEndpoints from './login.js';
+import meEndpoints from './me.js';
 
 export type EndpointPlugin = (app: FastifyInstance, rt: Runtime) => Promise<void>;
 
@@ -13,4 +15,6 @@ export const ENDPOINT_PLUGINS: EndpointPlugin[] = [
   jwksEndpoints,
   tokenEndpoints,
   oauthEndpoints,
+  loginEndpoints,
+  meEndpoints,
 ];

@@ -192,6 +192,22 @@ export class SessionService {
     await store.publish(REVOKED_CHANNEL, id);
   }
 
+  /**
+   * Ends the session a cookie stands for, if it is correctly signed (logout, and before a login:
+   * THREATS 27 session fixation). True when there was a signed id to end.
+   */
+  async destroyByCookie(cookieValue: string | undefined): Promise<boolean> {
+    const id = await this.sessionIdOf(cookieValue);
+    if (id === undefined) return false;
+    let user = this.#cache.peek(id)?.record.user;
+    if (user === undefined) {
+      const json = await this.#ctx.store.get(recordKey(id));
+      user = json === null ? undefined : parseRecord(json, id)?.user;
+    }
+    await this.destroy(id, user);
+    return true;
+  }
+
   /** Ends every session of a user (e.g. back-channel logout, an administrator's revocation). */
   async destroyUser(user: string): Promise<number> {
     const ids = await this.#ctx.store.indexMembers(userIndexKey(user));
