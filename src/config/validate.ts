@@ -165,6 +165,7 @@ function messageFor(err: ErrorObject): ConfigIssue | undefined {
     case 'anyOf':
     case 'oneOf': {
       if (parent?.['x-duration']) return { path, message: DURATION_MESSAGE };
+      if (parent?.['x-secret']) return { path, message: 'must be a string or { file: PATH }' };
       const branches = (err.schema as JsonSchema[] | undefined) ?? [];
       return { path, message: `must be ${branches.map(describeBranch).join(' or ')}` };
     }

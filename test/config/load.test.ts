@@ -107,6 +107,8 @@ t.test('missing required keys point at the parent', async (t) => {
 t.test('union values: the branch that fits reports the precise error', async (t) => {
   const errors = await errorsOf(t, 'routes:\n  - name: api\n    match: { path: /x }\n    upstream: [ftp://x]\n    auth: 5\n');
   t.same(errors, ['4:16: routes.0.upstream.0: must be an http:// or https:// URL', "5:11: routes.0.auth: must be 'anonymous' or a list of strings"]);
+  const secret = await errorsOf(t, `secrets:\n  session: [5]\n${ROUTE}`);
+  t.same(secret, ['2:13: secrets.session.0: must be a string or { file: PATH }']);
 });
 
 t.test('unknown authenticator in a route; anonymous is built in', async (t) => {
