@@ -22,7 +22,6 @@ const MAX_SCOPES = 50;
 const MAX_FIELD_LENGTH = 4096;
 /** Query parameters that would put a credential in URLs and logs. */
 const CREDENTIAL_PARAMS = ['password', 'token', 'access_token'];
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
 const ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 

@@ -91,7 +91,7 @@ export class OAuthClients {
   private readonly verified = new LRUCache<string, true>({ max: VERIFIED_CACHE_MAX, ttl: VERIFIED_CACHE_TTL_MS });
   private inFlight = 0;
 
-  constructor(ctx: Pick<GatewayContext, 'config' | 'cacheKey'>, options: OAuthClientsOptions = {}) {
+  constructor(ctx: { readonly config: Pick<Config, 'oauth'>; readonly cacheKey: GatewayContext['cacheKey'] }, options: OAuthClientsOptions = {}) {
     this.clients = clientsFromConfig(ctx.config);
     this.cacheKey = ctx.cacheKey;
     this.verify = options.verify ?? verifyPassword;
