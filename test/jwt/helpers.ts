@@ -1,6 +1,6 @@
 // Shared fixtures for the JWT tests: a GatewayContext over a real store, an in-memory user
 // directory whose records can be changed, and a recording logger.
-import { createHmac, type KeyObject } from 'node:crypto';
+import { createHmac, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CompactSign } from 'jose';
@@ -147,6 +147,12 @@ export async function forge(key: KeyObject, header: Record<string, unknown>, pay
 export function forgeHmac(header: Record<string, unknown>, payload: object | string, secret: Buffer | string, hash = 'sha256'): string {
   const input = `${b64(header)}.${b64(typeof payload === 'string' ? payload : JSON.stringify(payload))}`;
   return `${input}.${createHmac(hash, secret).update(input).digest('base64url')}`;
+}
+
+/** RS256 over arbitrary header/payload (for headers jose refuses to produce, e.g. unknown crit). */
+export function forgeRs256(key: KeyObject, header: Record<string, unknown>, payload: object): string {
+  const input = `${b64(header)}.${b64(payload)}`;
+  return `${input}.${cryptoSign('sha256', Buffer.from(input), key).toString('base64url')}`;
 }
 
 export const unsigned = (header: Record<string, unknown>, payload: object): string => `${b64(header)}.${b64(payload)}.`;

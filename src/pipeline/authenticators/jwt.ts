@@ -34,7 +34,6 @@ const MAX_KEYS = 100;
 const MAX_CANDIDATES = 4;
 
 const B64URL = /^[A-Za-z0-9_-]+$/;
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
 const KID_RE = /^[\u0020-\u007e]+$/;
 // RFC 6749 scope-token: %x21 / %x23-5B / %x5D-7E
@@ -282,6 +281,8 @@ export class RemoteKeySource implements KeySource {
       headers: { accept: 'application/json' },
       signal: AbortSignal.timeout(this.#timeoutMs * 2),
     });
+    // Destroying the body below makes it emit an abort error nobody else would handle.
+    res.body.on('error', () => undefined);
     if (res.statusCode !== 200) {
       res.body.destroy();
       throw new Error(`HTTP ${res.statusCode} from ${new URL(url).origin}`);
@@ -460,7 +461,8 @@ export class JwsVerifier {
         algorithms: [alg as 'RS256'],
         allowedIss: this.#opts.issuer,
         ...(audience !== undefined ? { allowedAud: typeof audience === 'string' ? audience : [...audience] } : {}),
-        requiredClaims: maxAgeMs !== undefined ? ['exp', 'iat'] : ['exp'],
+        // fast-jwt skips the aud check when the claim is absent: require it when an audience is set.
+        requiredClaims: ['exp', ...(maxAgeMs !== undefined ? ['iat'] : []), ...(audience !== undefined ? ['aud'] : [])],
         clockTolerance: this.#opts.clockToleranceMs,
         ...(maxAgeMs !== undefined ? { maxAge: maxAgeMs } : {}),
         cache: VERIFIER_CACHE_SIZE,
