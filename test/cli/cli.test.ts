@@ -21,7 +21,7 @@ function cli(args: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv } =
     const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
     delete env.NODE_OPTIONS;
     if (!opts.env?.AUTHGATE_CONFIG) delete env.AUTHGATE_CONFIG;
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'test/cli/run-cli.ts'), ...args], { cwd: root, env, stdio: 'pipe' });
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'test/cli/fixtures/run-cli.ts'), ...args], { cwd: root, env, stdio: 'pipe' });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
