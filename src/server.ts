@@ -219,7 +219,6 @@ async function assemble(
   const bodyLimit = cfg.server?.bodyLimit ?? 1024 * 1024;
   const upstreamTimeout = durationMs(cfg.server?.timeouts?.upstream, '30s');
   const connectTimeout = durationMs(cfg.server?.timeouts?.connect, '5s');
-  const publicProtocol = ctx.publicUrl.protocol.slice(0, -1);
 
   let publicHandler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   const app = Fastify({
@@ -304,7 +303,8 @@ async function assemble(
     scope.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
     await scope.register(fastifyReplyFrom, {
       disableRequestLogging: true,
-      undici: { connections: 256, pipelining: 1, keepAliveTimeout: 30_000, connectTimeout, headersTimeout: upstreamTimeout, bodyTimeout: upstreamTimeout },
+      // reply-from < 12.7 turns TLS verification off unless told otherwise (THREATS 79).
+      undici: { connections: 256, pipelining: 1, keepAliveTimeout: 30_000, connectTimeout, headersTimeout: upstreamTimeout, bodyTimeout: upstreamTimeout, tls: { rejectUnauthorized: true } },
     });
     scope.all('/*', proxyHandler);
     scope.all('/', proxyHandler);
