@@ -110,11 +110,19 @@ export function generatePrivateKeyPem(alg: KeyAlgorithm): string {
 export const COMMANDS: CliCommand[] = [
   {
     name: 'start',
-    usage: 'start [--config FILE]',
-    summary: 'run the gateway (config: $AUTHGATE_CONFIG, else config/authgate.yaml)',
+    usage: 'start [--config FILE] [--demo-upstream HOST:PORT]',
+    summary: 'run the gateway (config: $AUTHGATE_CONFIG, else config/authgate.yaml); --demo-upstream also serves the header-echo demo upstream',
     async run(args, io) {
-      const opts = parseOptions(args, configOption);
+      const opts = parseOptions(args, { ...configOption, 'demo-upstream': { type: 'string' } });
       const configFile = opts.config ?? defaultConfigFile(io.env);
+      const demo = opts['demo-upstream'];
+      if (demo !== undefined) {
+        const m = /^([^:]+|\[[0-9a-fA-F:]+\]):([0-9]{1,5})$/.exec(demo);
+        if (!m) throw new UsageError('--demo-upstream takes HOST:PORT, e.g. 127.0.0.1:8081');
+        const { startEcho } = await import('./demo/echo.js');
+        const echo = await startEcho((m[1] as string).replace(/^\[|\]$/g, ''), Number(m[2]), { record: false });
+        io.stdout(`demo upstream (echoes request headers) on ${echo.url}\n`);
+      }
       const { runGateway } = await import('./gateway.js');
       await runGateway({ configFile });
       return 0;
@@ -156,6 +164,22 @@ export const COMMANDS: CliCommand[] = [
       const alg = KEY_ALGORITHMS.find((a) => a.toLowerCase() === opts.alg?.toLowerCase());
       if (!alg) throw new UsageError(`unknown --alg '${opts.alg ?? ''}' (expected ${KEY_ALGORITHMS.join(', ')})`);
       io.stdout(generatePrivateKeyPem(alg));
+      return 0;
+    },
+  },
+  {
+    name: 'token',
+    usage: 'token create --user NAME [--name LABEL] [--ttl 30d] [--scopes a,b] [--config FILE]',
+    summary: 'create an API token for a user in the configured store; prints it once',
+    async run(args, io) {
+      const [sub, ...rest] = args;
+      if (sub !== 'create') throw new UsageError(sub === undefined ? 'missing subcommand (create)' : `unknown subcommand '${sub}'`);
+      const opts = parseOptions(rest, { ...configOption, user: { type: 'string', short: 'u' }, name: { type: 'string', short: 'n' }, ttl: { type: 'string' }, scopes: { type: 'string' } });
+      if (opts.user === undefined || opts.user === '') throw new UsageError('--user is required');
+      const { createTokenFromCli } = await import('./tokens/cli-token.js');
+      const created = await createTokenFromCli({ configFile: opts.config ?? defaultConfigFile(io.env), env: io.env, user: opts.user, name: opts.name, ttl: opts.ttl, scopes: opts.scopes, warn: (m) => io.stderr(`${m}\n`) });
+      io.stdout(`${created.token}\n`);
+      io.stderr(`token ${created.id} for ${opts.user} expires ${new Date(created.expiresAt * 1000).toISOString()}; it is shown only this once\n`);
       return 0;
     },
   },
