@@ -18,6 +18,8 @@ export const REVOKED_CHANNEL = 'sessions:revoked';
 const CACHE_MAX = 50_000;
 const CACHE_TTL_MS = 30_000;
 const MAX_WRITE_INTERVAL_MS = 60_000;
+/** How often the store is probed: while it fails, cached sessions are not trusted (THREATS 36). */
+const HEALTH_INTERVAL_MS = 1_000;
 
 const recordKey = (id: string): string => `session:${id}`;
 const seenKey = (id: string): string => `session:seen:${id}`;
@@ -83,6 +85,10 @@ export class SessionService {
   #signer: SessionCookieSigner | undefined;
   #signerLoading: Promise<SessionCookieSigner> | undefined;
   #closed = false;
+  /** Set by a failed store call or probe: every lookup goes to the store (and fails closed). */
+  #storeDown = false;
+  #probing = false;
+  readonly #probe: NodeJS.Timeout;
 
   constructor(ctx: GatewayContext, opts: SessionServiceOptions = {}) {
     this.#ctx = ctx;
@@ -99,6 +105,34 @@ export class SessionService {
     this.#unsubscribe = ctx.store.subscribe(REVOKED_CHANNEL, (id) => {
       this.#cache.delete(id);
     });
+    this.#probe = setInterval(() => void this.#checkStore(), HEALTH_INTERVAL_MS);
+    this.#probe.unref();
+  }
+
+  /** True while the store is known to fail: sessions are then answered only by the store. */
+  get storeDown(): boolean {
+    return this.#storeDown;
+  }
+
+  async #checkStore(): Promise<void> {
+    if (this.#probing || this.#closed) return;
+    this.#probing = true;
+    try {
+      await this.#ctx.store.ping();
+      if (this.#storeDown) {
+        // Revocations broadcast during the outage may have been lost: start from the store.
+        this.#storeDown = false;
+        this.#cache.clear();
+      }
+    } catch {
+      this.#markDown();
+    } finally {
+      this.#probing = false;
+    }
+  }
+
+  #markDown(): void {
+    this.#storeDown = true;
   }
 
   get cookieName(): string {
@@ -218,6 +252,7 @@ export class SessionService {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#probe);
     this.#unsubscribe();
     this.#cache.clear();
   }
@@ -228,11 +263,14 @@ export class SessionService {
     const { idleMs, absoluteMs } = this.settings;
     let entry = this.#cache.get(id);
     // Idle by this instance's view: another instance may have seen activity, so ask the store.
-    if (entry === undefined || now - entry.lastSeen > idleMs) {
+    if (entry === undefined || this.#storeDown || now - entry.lastSeen > idleMs) {
       try {
         entry = await this.#cache.fetch(id, { forceRefresh: true });
       } catch (err) {
-        if (err instanceof GatewayError) throw err;
+        if (err instanceof GatewayError) {
+          this.#markDown();
+          throw err;
+        }
         // The fill was aborted (revoked or evicted meanwhile): ask the store again, uncached.
         entry = await this.#fetch(id);
       }
@@ -248,6 +286,7 @@ export class SessionService {
       const ttl = Math.min(idleMs, entry.record.createdAt + absoluteMs - now);
       // Fire and forget: a lost write only makes the idle timeout come a little early.
       this.#ctx.store.set(seenKey(id), String(now), ttl).catch((err: unknown) => {
+        this.#markDown();
         this.#ctx.log.debug({ session: id, err: errorMessage(err) }, 'session activity not recorded');
       });
     }

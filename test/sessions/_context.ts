@@ -68,6 +68,7 @@ export function countingStore(inner: Store): Store & { reads: number; down: bool
   wrapper.indexRemove = guard(inner.indexRemove.bind(inner));
   wrapper.indexMembers = guard(inner.indexMembers.bind(inner));
   wrapper.publish = guard(inner.publish.bind(inner));
+  wrapper.ping = guard(inner.ping.bind(inner));
   wrapper.subscribe = inner.subscribe.bind(inner);
   return wrapper;
 }

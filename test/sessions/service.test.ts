@@ -233,6 +233,15 @@ t.test('THREATS 36: store down → fail closed when a read is needed', async (t)
   shared.close(); // make the shared one cold as well
   const outcome = await auth.authenticate({ method: 'GET', path: '/', query: '', host: 'x', headers: {}, ip: '127.0.0.1', cookies: { authgate_session: cookie }, log: ctx.log });
   t.same(outcome, { kind: 'reject', code: 'store_unavailable', detail: undefined, headers: undefined });
+  // The warm instance notices the outage within its probe interval and stops trusting its cache.
+  const until = async (cond: () => boolean) => {
+    for (const end = Date.now() + 5000; !cond() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+    return cond();
+  };
+  t.ok(await until(() => service.storeDown), 'outage noticed');
+  await t.rejects(service.resolveCookie(cookie), StoreUnavailableError, 'a cached session is not served while the store is down');
   store.down = false;
   t.equal((await cold.resolveCookie(cookie)).kind, 'active', 'works again once the store is back');
+  t.ok(await until(() => !service.storeDown), 'recovery noticed');
+  t.equal((await service.resolveCookie(cookie)).kind, 'active');
 });
