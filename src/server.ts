@@ -395,8 +395,14 @@ async function assemble(
     if (uri === undefined && original !== undefined) {
       let u: URL;
       try { u = new URL(original, 'http://placeholder.invalid'); } catch { return sendProblem(reply, 'bad_request', 'X-Original-URL is malformed.'); }
-      if (/^https?:\/\//i.test(original)) { host ??= u.host; proto ??= u.protocol.slice(0, -1); uri = original.slice(original.indexOf('/', original.indexOf('//') + 2)); if (!uri.startsWith('/')) uri = '/'; }
-      else uri = original;
+      if (/^https?:\/\//i.test(original)) {
+        // Host and path come from the same reading: a plain authority only (no userinfo, no '?'/'#' before the path).
+        const start = original.indexOf('//') + 2;
+        const slash = original.indexOf('/', start);
+        const authority = slash === -1 ? original.slice(start) : original.slice(start, slash);
+        if (!/^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$/.test(authority)) return sendProblem(reply, 'bad_request', 'X-Original-URL is malformed.');
+        host ??= authority; proto ??= u.protocol.slice(0, -1); uri = slash === -1 ? '/' : original.slice(slash);
+      } else uri = original;
     }
     if (uri === undefined || host === undefined || !/^[A-Z]+$/.test(method) || REFUSED_METHODS.has(method)) return sendProblem(reply, 'bad_request', 'The original request is not described.');
     const target = normalizeTarget(uri);
