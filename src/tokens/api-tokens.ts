@@ -20,6 +20,7 @@ import { LRUCache } from 'lru-cache';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/schema.js';
 import type { GatewayContext, UserRecord } from '../context.js';
+import type { Metrics } from '../ops/metrics.js';
 import type { Store } from '../store/types.js';
 import { GatewayError, type ErrorCode } from '../errors.js';
 import { durationMs } from '../util/duration.js';
@@ -91,6 +92,7 @@ export interface ApiTokenDeps {
   readonly store: Store;
   readonly config: Pick<Config, 'tokens'>;
   readonly log?: Pick<FastifyBaseLogger, 'warn'> | undefined;
+  readonly metrics?: Pick<Metrics, 'cache'> | undefined;
 }
 
 export interface ApiTokenOptions {
@@ -154,6 +156,7 @@ export class ApiTokenService {
   readonly defaultTtlMs: number;
   private readonly store: Store;
   private readonly log: Pick<FastifyBaseLogger, 'warn'> | undefined;
+  private readonly metrics: Pick<Metrics, 'cache'> | undefined;
   private readonly now: () => number;
   private readonly positive = new LRUCache<string, ApiTokenRecord>({ max: CACHE_MAX, ttl: POSITIVE_CACHE_TTL_MS });
   private readonly negative = new LRUCache<string, true>({ max: CACHE_MAX, ttl: NEGATIVE_CACHE_TTL_MS });
@@ -166,6 +169,7 @@ export class ApiTokenService {
   constructor(deps: ApiTokenDeps, options: ApiTokenOptions = {}) {
     this.store = deps.store;
     this.log = deps.log;
+    this.metrics = deps.metrics;
     this.now = options.now ?? Date.now;
     this.prefix = tokenPrefix(deps.config);
     this.defaultTtlMs = durationMs(deps.config.tokens?.defaultTtl, DEFAULT_TOKEN_TTL);
@@ -301,8 +305,15 @@ export class ApiTokenService {
 
   private async cachedRecord(hash: string): Promise<ApiTokenRecord | null> {
     const hit = this.positive.get(hash);
-    if (hit) return hit;
-    if (this.negative.has(hash)) return null;
+    if (hit) {
+      this.metrics?.cache.inc({ cache: 'token', result: 'hit' });
+      return hit;
+    }
+    if (this.negative.has(hash)) {
+      this.metrics?.cache.inc({ cache: 'token', result: 'negative_hit' });
+      return null;
+    }
+    this.metrics?.cache.inc({ cache: 'token', result: 'miss' });
     const pending = this.inflight.get(hash);
     if (pending) return pending;
     const generation = this.generation;

@@ -28,6 +28,7 @@ const DEFAULT_CACHE_TTL = '60s';
 const DEFAULT_TIMEOUT = '3s';
 const NEGATIVE_TTL_MS = 10_000;
 const CACHE_MAX = 10_000;
+const CACHE_MAX_BYTES = 16 * 1024 * 1024;
 const MAX_IN_FLIGHT = 32;
 /** Introspection responses larger than this are an error, not a verdict. */
 const MAX_RESPONSE_BYTES = 64 * 1024;
@@ -159,7 +160,13 @@ export function createIntrospectionAuthenticator(
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
   });
-  const positive = new LRUCache<string, ActiveVerdict>({ max: CACHE_MAX, ttl: Math.max(1, cacheTtlMs) });
+  // Entry and byte caps: what the AS returns is copied into the cache (THREATS 22).
+  const positive = new LRUCache<string, ActiveVerdict>({
+    max: CACHE_MAX,
+    maxSize: CACHE_MAX_BYTES,
+    sizeCalculation: (v) => 128 + v.user.length + (v.subject?.length ?? 0) + (v.tokenId?.length ?? 0) + v.scopes.reduce((n, s) => n + s.length + 16, 0),
+    ttl: Math.max(1, cacheTtlMs),
+  });
   const negative = new LRUCache<string, InactiveVerdict>({ max: CACHE_MAX, ttl: Math.max(1, Math.min(cacheTtlMs, NEGATIVE_TTL_MS)) });
   const pending = new Map<string, Promise<Verdict>>();
   let inFlight = 0;
@@ -255,14 +262,16 @@ export function createIntrospectionAuthenticator(
     const key = keyedHash(ctx.cacheKey, 'introspection', name, endpoint, token);
     const hit = positive.get(key);
     if (hit) {
+      ctx.metrics?.cache.inc({ cache: 'introspection', result: 'hit' });
       if (hit.expiresAt !== undefined && hit.expiresAt * 1000 <= now()) {
         positive.delete(key);
         return rejected('token_expired');
       }
       return identityOutcome(hit);
     }
-    const miss = negative.get(key);
-    if (miss) return rejected(miss.code);
+    const inactive = negative.get(key);
+    ctx.metrics?.cache.inc({ cache: 'introspection', result: inactive ? 'negative_hit' : 'miss' });
+    if (inactive) return rejected(inactive.code);
 
     let call = pending.get(key);
     if (!call) {
