@@ -63,18 +63,32 @@ t.test('duplicate hashes in the config are refused', async (t) => {
 });
 
 t.test('comparison time does not depend on a shared prefix (THREATS 15)', async (t) => {
+  // The guarantee comes from the design (SHA-256 both sides, constant-time compare of digests);
+  // this checks there is no gross difference. Interleaved batches and medians resist the noise
+  // of a loaded machine.
   const a = createApiKeyAuthenticator('p', { type: 'apikey', keys });
   const N = 20_000;
+  const BATCH = 100;
   const prefixed = Array.from({ length: N }, () => KEY.slice(0, 8) + randomBytes(24).toString('base64url').slice(0, KEY.length - 8));
   const random = Array.from({ length: N }, () => randomBytes(24).toString('base64url').slice(0, KEY.length));
-  const measure = (values: string[]): number => {
+  const batch = (values: string[], from: number): number => {
     const s = process.hrtime.bigint();
-    for (const v of values) a.authenticate(request({ 'x-api-key': v }));
-    return Number(process.hrtime.bigint() - s) / values.length;
+    for (let i = from; i < from + BATCH; i++) a.authenticate(request({ 'x-api-key': values[i]! }));
+    return Number(process.hrtime.bigint() - s);
   };
-  measure(random.slice(0, 2000)); // warm-up
-  const rounds: number[] = [];
-  for (let i = 0; i < 5; i++) rounds.push(measure(prefixed) / measure(random));
-  const ratio = rounds.sort((x, y) => x - y)[2]!;
-  t.ok(ratio > 0.8 && ratio < 1.25, `median time ratio prefixed/random ${ratio.toFixed(3)}`);
+  for (let i = 0; i < 2000; i += BATCH) batch(random, i); // warm-up
+  const pt: number[] = [];
+  const rt: number[] = [];
+  for (let i = 0; i < N; i += BATCH) {
+    if ((i / BATCH) % 2 === 0) {
+      pt.push(batch(prefixed, i));
+      rt.push(batch(random, i));
+    } else {
+      rt.push(batch(random, i));
+      pt.push(batch(prefixed, i));
+    }
+  }
+  const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+  const ratio = median(pt) / median(rt);
+  t.ok(ratio > 0.67 && ratio < 1.5, `median batch time ratio prefixed/random ${ratio.toFixed(3)}`);
 });

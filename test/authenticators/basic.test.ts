@@ -173,5 +173,5 @@ t.test('bcrypt users: no 72-byte truncation through Basic (THREATS 24)', async (
   t.equal(code(await basic.authenticate(request(`Basic ${b64('bea:' + eighty + 'y'.repeat(100))}`))), 'invalid_credentials');
   const start = performance.now();
   t.equal(code(await basic.authenticate(request(`Basic ${b64('bea:' + 'z'.repeat(1024 * 1024))}`))), 'invalid_credentials', '1 MB password');
-  t.ok(performance.now() - start < 200, 'refused quickly');
+  t.ok(performance.now() - start < 500, 'refused quickly');
 });

@@ -68,7 +68,7 @@ t.test('pbkdf2 parsing is strict and iterations are capped', async (t) => {
   t.equal(await verifyPassword(good.password, `pbkdf2_md5$260000$${salt}$${b64}`), false, 'unknown digest');
   const started = performance.now();
   t.equal(await verifyPassword('x', 'pbkdf2_sha256$2000000000$salt$' + Buffer.alloc(32).toString('base64')), false);
-  t.ok(performance.now() - started < 100, 'a hostile iteration count is refused without computing');
+  t.ok(performance.now() - started < 250, 'a hostile iteration count is refused without computing');
 });
 
 t.test('argon2id: hashPassword output and verification', async (t) => {
@@ -117,7 +117,7 @@ t.test('bcrypt: $2a$/$2b$/$2y$, and no 72-byte truncation equivalence', async (t
   t.equal(await verifyPassword('a\0b', await bcrypt.hash('a', 4)), false, 'NUL refused for bcrypt');
   const started = performance.now();
   t.equal(await verifyPassword('x'.repeat(1024 * 1024), h80), false, '1 MB password');
-  t.ok(performance.now() - started < 50, 'refused quickly');
+  t.ok(performance.now() - started < 250, 'refused quickly');
 });
 
 t.test('unknown formats give false', async (t) => {
