@@ -133,7 +133,7 @@ function retryText(seconds: number | undefined): string {
 function errorText(error: LoginPageError, retryAfterSeconds: number | undefined, loginLabel: string): string {
   switch (error) {
     case 'invalid_credentials':
-      return `The ${loginLabel.toLowerCase()} or password is incorrect.`;
+      return `Incorrect ${loginLabel === 'Email' ? 'email' : 'username'} or password.`;
     case 'bad_request':
       return `Enter your ${loginLabel.toLowerCase()} and password.`;
     case 'locked':
@@ -213,6 +213,7 @@ export class LoginPage {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex">
+<link rel="icon" href="data:,">
 <title>Sign in · ${e(this.#name)}</title>
 <style>${this.#css}</style>
 </head>

@@ -49,7 +49,7 @@ t.test('errors are tied to the fields; branding', async (t) => {
   t.match(html, /id="password"[^>]*autofocus/, 'focus goes to the password after an error');
   t.match(html, /<label for="username">Email<\/label>/);
   t.match(html, /type="email"/);
-  t.match(html, /The email or password is incorrect\./);
+  t.match(html, /Incorrect email or password\./);
   t.match(html, /<title>Sign in · Acme &lt;Intranet&gt;<\/title>/);
   t.match(html, /<img src="data:image\/svg\+xml;base64,/);
   t.match(html, /--on-accent:#0b1020/, 'dark text on a light accent');
