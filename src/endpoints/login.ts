@@ -1,6 +1,7 @@
 // Browser sign-in and sign-out (SPEC 6 `/login`, `/logout`; THREATS 27, 31, 32, 37-41). A form
 // post answers with a 303 (or the page again, with the error); a JSON post answers with JSON.
-// Every login issues a new session id and ends the one the browser brought (fixation).
+// Every login issues a new session id and ends the one the browser brought (fixation); a logout
+// ends the session on every instance and the user's gateway refresh tokens.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { verifyLogin } from '../credentials/login.js';
 import { GatewayError, sendProblem, type ErrorCode } from '../errors.js';
@@ -9,6 +10,7 @@ import type { Identity } from '../pipeline/types.js';
 import type { Runtime } from '../runtime.js';
 import { acquireSessionService } from '../sessions/service.js';
 import type { SessionRecord } from '../sessions/types.js';
+import { revokeUserJwtFamilies } from '../tokens/refresh.js';
 import { safeRedirectTarget } from '../util/redirect.js';
 import { LoginPage, type LoginPageError } from './login-page.js';
 
@@ -170,7 +172,10 @@ export default async function loginEndpoints(app: FastifyInstance, rt: Runtime):
     const kind = bodyKind(request);
     clearSessionCookie(reply);
     try {
-      await service.destroyByCookie(request.cookies[cookieName]);
+      const ended = await service.destroyByCookie(request.cookies[cookieName]);
+      // Signing out also ends the user's gateway refresh tokens (THREATS 32).
+      if (ended?.user !== undefined) await revokeUserJwtFamilies(ctx, ended.user);
+      if (ended !== undefined) request.log.info({ user: ended.user, session: ended.id }, 'signed out');
     } catch (err) {
       if (err instanceof GatewayError) return sendProblem(reply, err.code, err.detail, err.headers);
       throw err;

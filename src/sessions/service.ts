@@ -228,18 +228,19 @@ export class SessionService {
 
   /**
    * Ends the session a cookie stands for, if it is correctly signed (logout, and before a login:
-   * THREATS 27 session fixation). True when there was a signed id to end.
+   * THREATS 27 session fixation). Returns the ended session's id and user (when still stored),
+   * or undefined when the cookie carried no correctly signed id.
    */
-  async destroyByCookie(cookieValue: string | undefined): Promise<boolean> {
+  async destroyByCookie(cookieValue: string | undefined): Promise<{ id: string; user: string | undefined } | undefined> {
     const id = await this.sessionIdOf(cookieValue);
-    if (id === undefined) return false;
+    if (id === undefined) return undefined;
     let user = this.#cache.peek(id)?.record.user;
     if (user === undefined) {
       const json = await this.#ctx.store.get(recordKey(id));
       user = json === null ? undefined : parseRecord(json, id)?.user;
     }
     await this.destroy(id, user);
-    return true;
+    return { id, user };
   }
 
   /** Ends every session of a user (e.g. back-channel logout, an administrator's revocation). */

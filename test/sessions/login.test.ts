@@ -236,6 +236,15 @@ t.test('THREATS 32: logout ends the session; GET logout is refused', async (t) =
   t.equal(formOut2.headers.location, '/bye');
   const json = await call(`${gw.url}/.auth/logout`, { method: 'POST', headers: { 'content-type': 'application/json', origin: gw.url }, body: '{}' });
   t.equal(json.status, 204, 'logout without a session is harmless');
+
+  // $RT from /jwt/token dies with the logout too.
+  const pair = await call(`${gw.url}/.auth/jwt/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: PASSWORDS.alice }) });
+  t.equal(pair.status, 200);
+  const { refresh } = pair.json<{ refresh: string }>();
+  const fourth = await signIn(gw.url);
+  t.equal((await call(`${gw.url}/.auth/logout`, { method: 'POST', headers: { cookie: `authgate_session=${fourth}` } })).status, 204);
+  const refreshed = await call(`${gw.url}/.auth/jwt/refresh`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ refresh }) });
+  t.equal(refreshed.status, 401, 'the refresh token is revoked by the logout');
 });
 
 t.test('THREATS 35: an MFA-required user gets no session; a pre-MFA session is no identity', async (t) => {
