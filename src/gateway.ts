@@ -63,7 +63,9 @@ export async function startGateway(opts: StartOptions): Promise<RunningGateway> 
   if (cfg.store?.driver === 'memory') logger.warn('store driver is memory: sessions, tokens and counters are lost on restart');
 
   const maxHeaderSize = cfg.server?.maxHeaderSize ?? 16 * 1024;
-  const server = createServer({ maxHeaderSize, headersTimeout: 20_000, requestTimeout: 300_000, keepAliveTimeout: 5_000 });
+  // Node checks the header/request timeouts every 30 s by default, so a slowloris socket lived up
+  // to 50 s; checking every second closes it at headersTimeout (THREATS 94).
+  const server = createServer({ maxHeaderSize, headersTimeout: 20_000, requestTimeout: 300_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000 });
   const adminServer = createServer({ maxHeaderSize, headersTimeout: 10_000, requestTimeout: 30_000 });
   let generation: Generation | undefined;
   let closing = false;
