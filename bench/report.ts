@@ -1,0 +1,223 @@
+// Turns the runs into what a reader sees: medians per scenario, ratios to bare
+// @fastify/http-proxy from the same rounds, the targets of issue #6, a text/markdown table, a
+// JSON file and an SVG bar chart (bench/results/).
+import { median, type RunResult } from './measure.js';
+import { MIN_THROUGHPUT_RATIO, type Group, type Scenario } from './scenarios.js';
+
+export interface ScenarioSummary {
+  id: string;
+  label: string;
+  group: Group;
+  runs: RunResult[];
+  rps: number;
+  usPerReq: number;
+  p50: number;
+  p99: number;
+  rssMB: number;
+  /** Median over rounds of (this rps / bare rps in the same round). */
+  rpsRatio?: number | undefined;
+  /** Median over rounds of (this µs/req / bare µs/req in the same round). */
+  costRatio?: number | undefined;
+  target?: { minRps: number; maxCost: number } | undefined;
+  verdict?: 'ok' | 'miss' | undefined;
+  non2xx: number;
+  errors: number;
+}
+
+export interface Comparison {
+  name: string;
+  value: number;
+  target: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface VerifyResult {
+  rate: number;
+  durationS: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  ok: number;
+  non2xx: number;
+  credential: string;
+  verdict: 'ok' | 'miss';
+}
+
+export interface AbuseResult {
+  kind: string;
+  count: number;
+  rps: number;
+  statusCodes: Record<string, number>;
+  rssBeforeMB: number;
+  rssAfterMB: number;
+  rssAfterGcMB: number;
+  heapAfterGcMB: number;
+  growthPerMillionMB: number;
+  verdict: 'ok' | 'miss';
+}
+
+export interface BenchReport {
+  date: string;
+  commit: string;
+  machine: { cpu: string; nproc: number; node: string; os: string; pinned: boolean; memGB: number };
+  options: Record<string, unknown>;
+  peers: Record<string, string>;
+  notes: string[];
+  scenarios: ScenarioSummary[];
+  comparisons: Comparison[];
+  verify?: VerifyResult | undefined;
+  abuse?: AbuseResult[] | undefined;
+  infoLevel?: { id: string; rps: number; usPerReq: number; warnRps: number; warnUsPerReq: number } | undefined;
+}
+
+export function summarize(scenarios: Scenario[], runs: Map<string, RunResult[]>): ScenarioSummary[] {
+  const bare = runs.get('bare') ?? [];
+  return scenarios.map((s) => {
+    const rs = runs.get(s.id) ?? [];
+    const rpsRatios: number[] = [];
+    const costRatios: number[] = [];
+    if (s.id !== 'bare') {
+      for (let i = 0; i < rs.length && i < bare.length; i++) {
+        const a = rs[i] as RunResult;
+        const b = bare[i] as RunResult;
+        if (b.rps > 0) rpsRatios.push(a.rps / b.rps);
+        if (b.usPerReq > 0) costRatios.push(a.usPerReq / b.usPerReq);
+      }
+    }
+    const minRps = s.level === undefined && s.rotating === undefined ? MIN_THROUGHPUT_RATIO[s.group] : undefined;
+    const target = minRps !== undefined ? { minRps, maxCost: s.group === 'auth' ? 1.1 : 1 / minRps } : undefined;
+    const rpsRatio = rpsRatios.length > 0 ? median(rpsRatios) : undefined;
+    const costRatio = costRatios.length > 0 ? median(costRatios) : undefined;
+    let verdict: 'ok' | 'miss' | undefined;
+    if (target && rpsRatio !== undefined && costRatio !== undefined) verdict = costRatio <= target.maxCost && rpsRatio >= target.minRps ? 'ok' : 'miss';
+    return {
+      id: s.id,
+      label: s.label,
+      group: s.group,
+      runs: rs,
+      rps: median(rs.map((r) => r.rps)),
+      usPerReq: median(rs.map((r) => r.usPerReq)),
+      p50: median(rs.map((r) => r.p50)),
+      p99: median(rs.map((r) => r.p99)),
+      rssMB: Math.max(0, ...rs.map((r) => r.rssBytes)) / 2 ** 20,
+      rpsRatio,
+      costRatio,
+      target,
+      verdict,
+      non2xx: rs.reduce((n, r) => n + r.non2xx, 0),
+      errors: rs.reduce((n, r) => n + r.errors + r.timeouts, 0),
+    };
+  });
+}
+
+export function comparisons(sum: ScenarioSummary[]): Comparison[] {
+  const by = new Map(sum.map((s) => [s.id, s]));
+  const out: Comparison[] = [];
+  const basic = by.get('basic');
+  const nginxBasic = by.get('nginx-basic-bcrypt');
+  if (basic && nginxBasic && nginxBasic.rps > 0) {
+    const v = basic.rps / nginxBasic.rps;
+    out.push({ name: 'basic warm vs nginx auth_basic bcrypt (throughput)', value: v, target: '>= 100x', ok: v >= 100, detail: `${fmt(basic.rps, 0)} vs ${fmt(nginxBasic.rps, 1)} req/s` });
+  }
+  const jwt = by.get('jwt-rs256');
+  const hjwt = by.get('haproxy-jwt');
+  if (jwt && hjwt && hjwt.usPerReq > 0) {
+    const v = jwt.usPerReq / hjwt.usPerReq;
+    out.push({ name: 'jwt RS256 route vs HAProxy jwt_verify (CPU µs/req)', value: v, target: '<= 2x', ok: v <= 2, detail: `${fmt(jwt.usPerReq, 1)} vs ${fmt(hjwt.usPerReq, 1)} µs/req` });
+    const cold = by.get('jwt-rs256-cold');
+    if (cold) {
+      const c = cold.usPerReq / hjwt.usPerReq;
+      out.push({ name: 'jwt RS256, a new token every request, vs HAProxy jwt_verify', value: c, target: '(info)', ok: c <= 2, detail: `${fmt(cold.usPerReq, 1)} vs ${fmt(hjwt.usPerReq, 1)} µs/req` });
+    }
+  }
+  const bare = by.get('bare');
+  const ng = by.get('nginx');
+  const hp = by.get('haproxy');
+  if (bare && ng) out.push({ name: 'bare @fastify/http-proxy vs nginx proxy_pass (CPU µs/req)', value: bare.usPerReq / ng.usPerReq, target: '(info)', ok: true, detail: `${fmt(bare.usPerReq, 1)} vs ${fmt(ng.usPerReq, 1)} µs/req` });
+  if (bare && hp) out.push({ name: 'bare @fastify/http-proxy vs HAProxy (CPU µs/req)', value: bare.usPerReq / hp.usPerReq, target: '(info)', ok: true, detail: `${fmt(bare.usPerReq, 1)} vs ${fmt(hp.usPerReq, 1)} µs/req` });
+  return out;
+}
+
+export function fmt(v: number | undefined, digits: number): string {
+  if (v === undefined || !Number.isFinite(v)) return '–';
+  return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+const ratio = (v: number | undefined): string => (v === undefined ? '' : `${fmt(v, 2)}x`);
+
+/** The results table as Markdown (the README pastes it; the console prints it too). */
+export function markdownTable(r: BenchReport): string {
+  const lines = [
+    '| scenario | req/s | x bare | CPU µs/req | x bare | p50 ms | p99 ms | RSS MB | target | |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|---|---|',
+  ];
+  for (const s of r.scenarios) {
+    const target = s.target ? `>= ${fmt(s.target.minRps, 2)}x req/s, <= ${fmt(s.target.maxCost, 2)}x µs` : '';
+    const flag = s.non2xx > 0 || s.errors > 0 ? ` (${s.non2xx} non-2xx, ${s.errors} errors)` : '';
+    lines.push(
+      `| ${s.label}${flag} | ${fmt(s.rps, 0)} | ${ratio(s.rpsRatio)} | ${fmt(s.usPerReq, 1)} | ${ratio(s.costRatio)} | ${fmt(s.p50, 2)} | ${fmt(s.p99, 2)} | ${fmt(s.rssMB, 0)} | ${target} | ${s.verdict ?? ''} |`,
+    );
+  }
+  const extra: string[] = [];
+  for (const c of r.comparisons) extra.push(`- ${c.name}: **${fmt(c.value, 2)}x** (${c.detail}; target ${c.target}) ${c.target === '(info)' ? '' : c.ok ? 'ok' : 'miss'}`);
+  if (r.infoLevel) {
+    const i = r.infoLevel;
+    extra.push(`- log level info (one JSON line per request to /dev/null), ${i.id}: ${fmt(i.rps, 0)} req/s, ${fmt(i.usPerReq, 1)} µs/req (level warn: ${fmt(i.warnRps, 0)} req/s, ${fmt(i.warnUsPerReq, 1)} µs/req)`);
+  }
+  if (r.verify) {
+    const v = r.verify;
+    extra.push(`- forward-auth \`/.auth/verify\` at ${v.rate} req/s for ${v.durationS} s (${v.credential}): p50 ${fmt(v.p50, 3)} ms, p95 ${fmt(v.p95, 3)} ms, p99 ${fmt(v.p99, 3)} ms (target p99 < 1 ms) ${v.verdict}`);
+  }
+  for (const a of r.abuse ?? []) {
+    extra.push(`- abuse, ${fmt(a.count, 0)} distinct invalid ${a.kind}: RSS ${fmt(a.rssBeforeMB, 0)} → ${fmt(a.rssAfterMB, 0)} MB (after GC ${fmt(a.rssAfterGcMB, 0)} MB, heap ${fmt(a.heapAfterGcMB, 0)} MB); growth ${fmt(a.growthPerMillionMB, 1)} MB per million (target < 50) ${a.verdict}; ${fmt(a.rps, 0)} req/s; ${Object.entries(a.statusCodes).map(([k, v]) => `${k}: ${v}`).join(', ')}`);
+  }
+  return `${lines.join('\n')}\n${extra.length > 0 ? `\n${extra.join('\n')}\n` : ''}`;
+}
+
+export function machineLine(r: BenchReport): string {
+  const m = r.machine;
+  return `${m.cpu}, ${m.nproc} cores, ${fmt(m.memGB, 0)} GB, Node ${m.node}, ${m.os}; ${m.pinned ? 'server under test on core 0, load generator and upstream on core 1 (taskset)' : 'not pinned (no taskset)'}; ${r.date}, commit ${r.commit}`;
+}
+
+const COLORS: Record<Group, string> = { ceiling: '#6b7280', anonymous: '#2563eb', auth: '#059669', session: '#d97706', peer: '#9333ea' };
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/** Two bar panels per scenario: CPU µs per request (lower is better) and requests/s. */
+export function svgChart(r: BenchReport): string {
+  const rows = r.scenarios.filter((s) => Number.isFinite(s.usPerReq) && Number.isFinite(s.rps));
+  const rowH = 24;
+  const top = 58;
+  const labelW = 300;
+  const panelW = 330;
+  const gap = 40;
+  const width = labelW + panelW * 2 + gap + 20;
+  const height = top + rows.length * rowH + 50;
+  const maxUs = Math.max(1, ...rows.map((s) => s.usPerReq));
+  const maxRps = Math.max(1, ...rows.map((s) => s.rps));
+  const out: string[] = [];
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, -apple-system, Segoe UI, sans-serif" font-size="12">`);
+  out.push(`<rect width="100%" height="100%" fill="#ffffff"/>`);
+  out.push(`<text x="10" y="20" font-size="15" font-weight="600">authgate vs bare @fastify/http-proxy — same run, same upstream</text>`);
+  out.push(`<text x="${labelW}" y="${top - 12}" font-weight="600">CPU µs per request (gateway process; lower is better)</text>`);
+  out.push(`<text x="${labelW + panelW + gap}" y="${top - 12}" font-weight="600">requests/s (higher is better)</text>`);
+  rows.forEach((s, i) => {
+    const y = top + i * rowH;
+    out.push(`<text x="${labelW - 8}" y="${y + 15}" text-anchor="end">${esc(s.label)}</text>`);
+    const w1 = Math.max(1, (s.usPerReq / maxUs) * (panelW - 90));
+    out.push(`<rect x="${labelW}" y="${y + 3}" width="${w1.toFixed(1)}" height="${rowH - 8}" fill="${COLORS[s.group]}" rx="2"/>`);
+    out.push(`<text x="${(labelW + w1 + 4).toFixed(1)}" y="${y + 15}">${fmt(s.usPerReq, 1)}${s.costRatio !== undefined ? ` (${fmt(s.costRatio, 2)}x)` : ''}</text>`);
+    const x2 = labelW + panelW + gap;
+    const w2 = Math.max(1, (s.rps / maxRps) * (panelW - 90));
+    out.push(`<rect x="${x2}" y="${y + 3}" width="${w2.toFixed(1)}" height="${rowH - 8}" fill="${COLORS[s.group]}" opacity="0.75" rx="2"/>`);
+    out.push(`<text x="${(x2 + w2 + 4).toFixed(1)}" y="${y + 15}">${fmt(s.rps, 0)}${s.rpsRatio !== undefined ? ` (${fmt(s.rpsRatio, 2)}x)` : ''}</text>`);
+  });
+  const foot = top + rows.length * rowH + 20;
+  out.push(`<text x="10" y="${foot}" fill="#374151" font-size="11">${esc(machineLine(r))}</text>`);
+  out.push(`<text x="10" y="${foot + 16}" fill="#374151" font-size="11">Medians of ${String(r.options.repeats)} interleaved runs of ${String(r.options.duration)} s, ${String(r.options.connections)} connections; ratios are to bare in the same round.</text>`);
+  out.push('</svg>');
+  return `${out.join('\n')}\n`;
+}
