@@ -21,16 +21,16 @@ async function gateway(t: Parameters<typeof startTestGateway>[0], session: Recor
 }
 
 t.test('THREATS 33: idle timeout, enforced by the server', async (t) => {
-  const { gw } = await gateway(t, { idleTimeout: '1s', absoluteTimeout: '1h' });
+  const { gw } = await gateway(t, { idleTimeout: '2s', absoluteTimeout: '1h' });
   const cookie = await signIn(gw.url);
   // Activity keeps it alive well past the idle timeout…
   const start = Date.now();
-  while (Date.now() - start < 2500) {
+  while (Date.now() - start < 4500) {
     t.equal((await me(gw.url, cookie)).status, 200);
     await until(Date.now() + 250);
   }
-  // …and 1 s of silence (plus margin) ends it, whatever the client thinks of the cookie.
-  await until(Date.now() + 1300);
+  // …and 2 s of silence (plus margin) end it, whatever the client thinks of the cookie.
+  await until(Date.now() + 2300);
   const idle = await call(`${gw.url}/.auth/me`, { headers: { cookie: `authgate_session=${cookie}; Expires=Fri, 31 Dec 9999 23:59:59 GMT` } });
   t.equal(idle.status, 401);
   t.equal((await call(`${gw.url}/app/x`, { headers: { cookie: `authgate_session=${cookie}` } })).status, 401);
@@ -50,8 +50,8 @@ t.test('THREATS 33: absolute timeout despite activity', async (t) => {
     else if (firstFail === 0) firstFail = Date.now() - start;
     await until(Date.now() + 100);
   }
-  t.ok(lastOk >= 1500, `worked while young (${lastOk} ms)`);
-  t.ok(firstFail > 0 && firstFail <= 2600, `ended at the absolute timeout (${firstFail} ms)`);
+  t.ok(lastOk >= 1000, `worked while young (${lastOk} ms)`);
+  t.ok(firstFail >= 1500 && firstFail <= 3500, `ended at the absolute timeout (${firstFail} ms)`);
   t.ok(lastOk < firstFail, 'and never again after');
 });
 
