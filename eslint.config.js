@@ -5,7 +5,7 @@ import { defineConfig, globalIgnores } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
 export default defineConfig(
-  globalIgnores(['dist/', 'node_modules/', 'coverage/', '.tap/', 'bench/results/', 'data/', 'test-artifacts/']),
+  globalIgnores(['dist/', 'node_modules/', 'coverage/', '.tap/', 'bench/results/', 'bench/.build/', 'data/', 'test-artifacts/', '.scratch*/']),
   js.configs.recommended,
   tseslint.configs.recommended,
   {
@@ -31,6 +31,7 @@ export default defineConfig(
         TextEncoder: 'readonly',
         TextDecoder: 'readonly',
         globalThis: 'readonly',
+        performance: 'readonly',
       },
     },
     rules: {

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse, Server } from 'node:http';
 import { createServer } from 'node:http';
 import type { Duplex } from 'node:stream';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifyCookie from '@fastify/cookie';
 import fastifyFormbody from '@fastify/formbody';
 import fastifyReplyFrom from '@fastify/reply-from';
@@ -223,7 +223,8 @@ async function assemble(
   let publicHandler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   const app = Fastify({
     loggerInstance: log,
-    disableRequestLogging: true,
+    // One log line per request is written by the onResponse hook below, not by Fastify.
+    logController: new LogController({ disableRequestLogging: true }),
     trustProxy: trust.fastifyTrust,
     bodyLimit,
     requestIdHeader: false,
@@ -301,7 +302,7 @@ async function assemble(
   await app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
-    await scope.register(fastifyReplyFrom, {
+    await scope.register(fastifyReplyFrom as unknown as FastifyPluginAsync<Record<string, unknown>>, {
       disableRequestLogging: true,
       // reply-from < 12.7 turns TLS verification off unless told otherwise (THREATS 79).
       undici: { connections: 256, pipelining: 1, keepAliveTimeout: 30_000, connectTimeout, headersTimeout: upstreamTimeout, bodyTimeout: upstreamTimeout, tls: { rejectUnauthorized: true } },
@@ -467,7 +468,7 @@ async function assemble(
 
   // Admin listener: health, readiness, metrics (never on the public listener).
   let adminHandler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
-  const admin = Fastify({ loggerInstance: log, disableRequestLogging: true, serverFactory: (handler) => { adminHandler = handler; return createServer(); } });
+  const admin = Fastify({ loggerInstance: log, logController: new LogController({ disableRequestLogging: true }), serverFactory: (handler) => { adminHandler = handler; return createServer(); } });
   admin.setNotFoundHandler((_r, reply) => sendProblem(reply, 'not_found'));
   admin.get('/healthz', async () => ({ status: 'ok' }));
   admin.get('/readyz', async (_request, reply) => {
