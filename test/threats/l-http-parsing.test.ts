@@ -1,5 +1,8 @@
 // THREATS L (86-91): request smuggling and HTTP parsing, sent as raw bytes to a real gateway.
 // A refused request never reaches the upstream, and nothing after it on the connection does.
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { send, sendRaw } from '../helpers/http.js';
 import { basic, KEY_ALICE, startThreatGateway, statusOf } from './_fixtures.js';
@@ -125,4 +128,40 @@ t.test('91 CRLF in values the gateway writes upstream', async (t) => {
     t.notMatch(r.body, /X-Auth-Groups|alice/, 'the claim is not echoed');
   }
   t.equal(echo.received.length, 0, 'NF');
+});
+
+t.test('Expect: 100-continue uploads (DEPS "Known failure") reach a protected upstream intact', async (t) => {
+  const got: { sha: string; length: number; expect: string | undefined; user: string | undefined }[] = [];
+  const upstream = createServer((req, res) => {
+    const h = createHash('sha256');
+    let length = 0;
+    req.on('data', (c: Buffer) => { h.update(c); length += c.length; });
+    req.on('end', () => {
+      got.push({ sha: h.digest('hex'), length, expect: req.headers.expect, user: req.headers['x-auth-user'] as string | undefined });
+      res.end('stored');
+    });
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => { upstream.closeAllConnections(); upstream.close(() => r()); }));
+  const { gw } = await startThreatGateway(t, { upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` });
+  const payload = randomBytes(2 * 1024 * 1024);
+  const u = new URL(gw.url);
+  const upload = (headers: Record<string, string>) => new Promise<{ status: number; continued: boolean }>((resolve, reject) => {
+    let continued = false;
+    const req = httpRequest({ host: u.hostname, port: u.port, method: 'POST', path: '/api/upload', headers: { expect: '100-continue', 'content-type': 'application/octet-stream', 'content-length': String(payload.length), ...headers } });
+    req.on('continue', () => { continued = true; req.end(payload); });
+    req.on('response', (res) => { res.resume(); res.on('end', () => resolve({ status: res.statusCode ?? 0, continued })); if (!continued) req.destroy(); });
+    req.on('error', (err) => (continued ? reject(err) : resolve({ status: 0, continued })));
+  });
+  const ok = await upload({ 'x-api-key': KEY_ALICE });
+  t.equal(ok.status, 200);
+  t.ok(ok.continued, 'the client was told to continue');
+  t.equal(got.length, 1);
+  t.equal(got[0]?.length, payload.length);
+  t.equal(got[0]?.sha, createHash('sha256').update(payload).digest('hex'), 'byte for byte');
+  t.notOk(got[0]?.expect, 'Expect is not forwarded');
+  t.equal(got[0]?.user, 'alice');
+  const refused = await upload({ 'x-api-key': 'wrong' });
+  t.ok(refused.status === 401 || refused.status === 0, `a refused upload is 401 (${refused.status})`);
+  t.equal(got.length, 1, 'NF');
 });
