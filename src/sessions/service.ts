@@ -9,6 +9,7 @@
 import { LRUCache } from 'lru-cache';
 import type { GatewayContext } from '../context.js';
 import { GatewayError } from '../errors.js';
+import { RESYNC_CHANNEL } from '../store/types.js';
 import { durationMs } from '../util/duration.js';
 import { configuredSessionSecrets, loadSessionSecrets, sessionHandle, SessionCookieSigner } from './cookie.js';
 import type { NewSession, SessionLookup, SessionRecord } from './types.js';
@@ -102,9 +103,12 @@ export class SessionService {
       ttl: CACHE_TTL_MS,
       fetchMethod: (id) => this.#fetch(id),
     });
-    this.#unsubscribe = ctx.store.subscribe(REVOKED_CHANNEL, (id) => {
+    const offRevoked = ctx.store.subscribe(REVOKED_CHANNEL, (id) => {
       this.#cache.delete(id);
     });
+    // Logouts broadcast while this instance could not hear them: start again from the store.
+    const offResync = ctx.store.subscribe(RESYNC_CHANNEL, () => this.#cache.clear());
+    this.#unsubscribe = () => { offRevoked(); offResync(); };
     this.#probe = setInterval(() => void this.#checkStore(), HEALTH_INTERVAL_MS);
     this.#probe.unref();
   }

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { errorSummary, normalizeTtl, OutageLog, Subscribers, unavailable, type StoreLogger } from './index.js';
-import type { Store } from './types.js';
+import { RESYNC_CHANNEL, type Store } from './types.js';
 
 const CONNECT_TIMEOUT_MS = 2_000;
 const COMMAND_TIMEOUT_MS = 1_500;
@@ -249,8 +249,12 @@ export class RedisStore implements Store {
     sub.on('close', () => {
       if (!this.#closed) this.#subOutage.failed(new Error('connection closed'));
     });
+    let connectedBefore = false;
     sub.on('ready', () => {
       this.#subOutage.recovered();
+      // Messages published while this connection was down are lost (pub/sub is at-most-once).
+      if (connectedBefore) this.#subs.deliver(RESYNC_CHANNEL, 'reconnected');
+      connectedBefore = true;
       const channels = this.#subs.channels();
       if (channels.length === 0) return;
       sub.subscribe(...channels.map((c) => this.#prefix + c)).catch((err: unknown) => this.#subOutage.failed(err));

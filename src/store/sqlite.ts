@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { normalizeTtl, OutageLog, Subscribers, unavailable, type StoreLogger } from './index.js';
-import type { Store } from './types.js';
+import { RESYNC_CHANNEL, type Store } from './types.js';
 
 const EVENT_POLL_MS = 200;
 const EVENT_RETENTION_MS = 60_000;
@@ -57,6 +57,7 @@ export class SqliteStore implements Store {
   /** Ids of events this instance published and delivered locally, not yet passed by the poll. */
   readonly #ownIds = new Set<number>();
   #lastEventId: number;
+  #pollFailing = false;
   readonly #pollTimer: NodeJS.Timeout;
   readonly #purgeTimer: NodeJS.Timeout;
 
@@ -249,6 +250,11 @@ export class SqliteStore implements Store {
   /** Delivers events other instances wrote since the last poll. */
   #pollEvents(): void {
     try {
+      if (this.#pollFailing) {
+        // Events may have been pruned while the file could not be read: caches start over.
+        this.#pollFailing = false;
+        this.#subs.deliver(RESYNC_CHANNEL, 'poll-recovered');
+      }
       for (;;) {
         const rows = this.#readEvents.all(this.#lastEventId, EVENT_BATCH);
         for (const [id, channel, message] of rows) {
@@ -261,6 +267,7 @@ export class SqliteStore implements Store {
       // Own events pruned before the poll saw them would otherwise stay in the set.
       if (this.#ownIds.size > 0) for (const id of this.#ownIds) if (id <= this.#lastEventId) this.#ownIds.delete(id);
     } catch (err) {
+      this.#pollFailing = true;
       this.#outage.failed(err);
     }
   }

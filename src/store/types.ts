@@ -1,6 +1,13 @@
 // One state interface behind the memory, sqlite and redis drivers (SPEC 8). Every method
 // rejects with StoreUnavailableError when the backend cannot be reached: callers fail closed.
 
+/**
+ * Delivered locally (never published) when this instance may have missed cross-instance
+ * messages — the redis subscriber reconnected, or the sqlite event poll failed for a while.
+ * Whoever caches what other channels invalidate subscribes here and starts again from the store.
+ */
+export const RESYNC_CHANNEL = 'store:resync';
+
 export interface Store {
   readonly driver: 'memory' | 'sqlite' | 'redis';
   /** A value, or null when absent or expired. */

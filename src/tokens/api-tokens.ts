@@ -21,7 +21,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/schema.js';
 import type { GatewayContext, UserRecord } from '../context.js';
 import type { Metrics } from '../ops/metrics.js';
-import type { Store } from '../store/types.js';
+import { RESYNC_CHANNEL, type Store } from '../store/types.js';
 import { GatewayError, type ErrorCode } from '../errors.js';
 import { durationMs } from '../util/duration.js';
 import { sha256Hex } from '../util/secure.js';
@@ -173,7 +173,14 @@ export class ApiTokenService {
     this.now = options.now ?? Date.now;
     this.prefix = tokenPrefix(deps.config);
     this.defaultTtlMs = durationMs(deps.config.tokens?.defaultTtl, DEFAULT_TOKEN_TTL);
-    this.unsubscribe = this.store.subscribe(REVOKED_CHANNEL, (hash) => this.evict(hash));
+    const offRevoked = this.store.subscribe(REVOKED_CHANNEL, (hash) => this.evict(hash));
+    // Revocations broadcast while this instance could not hear them: forget everything cached.
+    const offResync = this.store.subscribe(RESYNC_CHANNEL, () => {
+      this.generation++;
+      this.positive.clear();
+      this.negative.clear();
+    });
+    this.unsubscribe = () => { offRevoked(); offResync(); };
   }
 
   /** A token this gateway could have issued (see isWellFormedToken). */

@@ -3,7 +3,7 @@
 // each revocation until the token could no longer be valid anyway, and pub/sub carries it to
 // every instance within a second. While the store is down the in-process set keeps working.
 import { LRUCache } from 'lru-cache';
-import type { Store } from '../store/types.js';
+import { RESYNC_CHANNEL, type Store } from '../store/types.js';
 
 export type RevocationKind = 'jti' | 'fam';
 
@@ -69,10 +69,16 @@ class StoreDenylist {
   constructor(store: Store, log: DenylistLogger) {
     this.#store = store;
     this.#log = log;
-    this.#unsubscribe = store.subscribe(REVOKED_CHANNEL, (text) => {
+    const offRevoked = store.subscribe(REVOKED_CHANNEL, (text) => {
       const m = parseMessage(text);
       if (m !== undefined) this.#add(m.k, m.id, m.exp * 1000);
     });
+    // Revocations broadcast while this instance could not hear them: read the list again now.
+    const offResync = store.subscribe(RESYNC_CHANNEL, () => {
+      if (this.#timer) clearTimeout(this.#timer);
+      void this.#sync();
+    });
+    this.#unsubscribe = () => { offRevoked(); offResync(); };
     this.#loaded = this.#sync();
   }
 

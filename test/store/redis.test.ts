@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import t, { type Test } from 'tap';
 import { StoreUnavailableError } from '../../src/errors.js';
+import { RESYNC_CHANNEL } from '../../src/store/types.js';
 import { createStore } from '../../src/store/index.js';
 import { RedisStore } from '../../src/store/redis.js';
 import { callEveryMethod, captureLog, rejectionOf, storeContract, waitFor } from './contract.js';
@@ -149,6 +150,8 @@ t.test('redis that stalls, goes away and comes back: fail closed, then resume wi
   const peer = await openStore(t, 'resume:', url);
   const got: string[] = [];
   store.subscribe('inv', (m) => got.push(m));
+  let resyncs = 0;
+  store.subscribe(RESYNC_CHANNEL, () => resyncs++);
   await store.set('k', 'v');
   t.equal(await store.get('k'), 'v');
 
@@ -181,6 +184,7 @@ t.test('redis that stalls, goes away and comes back: fail closed, then resume wi
     }, 10_000, 0),
     'subscriptions are restored after reconnecting',
   );
+  t.ok(resyncs >= 1, 'subscribers are told that messages may have been missed (store:resync)');
   t.equal(log.lines.filter((l) => l.msg === 'redis store unavailable').length, 1, 'the outage is logged once, not per attempt');
   t.ok(log.lines.some((l) => l.msg === 'redis store available again'), 'recovery logged');
 });
