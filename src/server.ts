@@ -337,7 +337,7 @@ async function assemble(
       ? ({ kind: 'allow', route, identity: undefined, authenticator: 'anonymous' } as const)
       : await decider.decide(route, toAuthRequest(request, target.path, target.query, body, reply), originalUrlFor(request, rawUrl));
     if (decision.kind === 'deny') {
-      recordAuth(decision.authenticator ?? route.name, decision.code);
+      recordAuth(decision.authenticator ?? 'none', decision.code);
       request.agForward = { identity: decision.identity, data, authenticator: decision.authenticator ?? '-', startedAt: 0 };
       return problemForDecision(reply, decision);
     }
@@ -415,7 +415,7 @@ async function assemble(
     const originalUrl = host.toLowerCase() === ctx.publicUrl.host.toLowerCase() ? uri : `${proto === 'https' ? 'https' : 'http'}://${host}${uri}`;
     const decision = route.data.anonymous ? ({ kind: 'allow', route, identity: undefined, authenticator: 'anonymous' } as const) : await decider.decide(route, authReq, originalUrl);
     if (decision.kind === 'deny') {
-      recordAuth(decision.authenticator ?? route.name, decision.code);
+      recordAuth(decision.authenticator ?? 'none', decision.code);
       return problemForDecision(reply, decision);
     }
     recordAuth(decision.authenticator, 'ok');
