@@ -12,7 +12,7 @@ import { StoreUnavailableError } from '../../src/errors.js';
 import type { Lockout, UserDirectory } from '../../src/context.js';
 
 const log = { info: () => undefined, warn: () => undefined, error: () => undefined };
-const fixture = JSON.parse(readFileSync('/work/shared/fixtures/django-hashes.json', 'utf8')) as { vectors: { password: string; hash: string }[] };
+const fixture = JSON.parse(readFileSync(new URL('../fixtures/django-hashes.json', import.meta.url), 'utf8')) as { vectors: { password: string; hash: string }[] };
 
 async function setup(t: { teardown(fn: () => unknown): void }, usersYaml: string, lockoutCfg = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'authgate-login-'));

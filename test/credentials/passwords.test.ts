@@ -15,7 +15,7 @@ interface Fixture {
   vectors: { password: string; hash: string; hasher: string }[];
   wrong_passwords: string[];
 }
-const fixture = JSON.parse(readFileSync('/work/shared/fixtures/django-hashes.json', 'utf8')) as Fixture;
+const fixture = JSON.parse(readFileSync(new URL('../fixtures/django-hashes.json', import.meta.url), 'utf8')) as Fixture;
 
 // Generated with Python's hashlib.scrypt exactly as Django's ScryptPasswordHasher.encode does
 // (salt as the literal string, dklen=64, standard base64): N=2^14, r=8, p=1 and p=5.

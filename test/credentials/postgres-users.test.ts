@@ -7,7 +7,7 @@ import { verifyPassword } from '../../src/credentials/passwords.js';
 import { StoreUnavailableError } from '../../src/errors.js';
 
 const BASE = 'postgres://postgres@127.0.0.1:5432/test';
-const fixture = JSON.parse(readFileSync('/work/shared/fixtures/django-hashes.json', 'utf8')) as { vectors: { password: string; hash: string }[] };
+const fixture = JSON.parse(readFileSync(new URL('../fixtures/django-hashes.json', import.meta.url), 'utf8')) as { vectors: { password: string; hash: string }[] };
 const [v1, v2, v3] = fixture.vectors as [{ password: string; hash: string }, { password: string; hash: string }, { password: string; hash: string }];
 
 const log = { info: () => undefined, warn: () => undefined, error: () => undefined };

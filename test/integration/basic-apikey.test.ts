@@ -12,7 +12,7 @@ import { send } from '../helpers/http.js';
 
 const sha = (k: string): string => 'sha256:' + createHash('sha256').update(k).digest('hex');
 const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`;
-const fixture = JSON.parse(readFileSync('/work/shared/fixtures/django-hashes.json', 'utf8')) as { vectors: { password: string; hash: string }[] };
+const fixture = JSON.parse(readFileSync(new URL('../fixtures/django-hashes.json', import.meta.url), 'utf8')) as { vectors: { password: string; hash: string }[] };
 const KEY = 'ak_' + randomBytes(24).toString('base64url');
 const EIGHTY = 'b'.repeat(50) + 'é'.repeat(15); // 80 UTF-8 bytes
 
