@@ -11,6 +11,7 @@ import type { GatewayContext } from '../context.js';
 import { GatewayError } from '../errors.js';
 import { RESYNC_CHANNEL } from '../store/types.js';
 import { durationMs } from '../util/duration.js';
+import { refCounted } from '../util/ref-counted.js';
 import { configuredSessionSecrets, loadSessionSecrets, sessionHandle, SessionCookieSigner } from './cookie.js';
 import type { NewSession, SessionLookup, SessionRecord } from './types.js';
 
@@ -379,7 +380,7 @@ function parseRecord(json: string, id: string): SessionRecord | undefined {
   return r as unknown as SessionRecord;
 }
 
-const shared = new WeakMap<GatewayContext, { service: SessionService; refs: number }>();
+const sharedSessions = refCounted((ctx: GatewayContext) => new SessionService(ctx), (service) => service.close());
 
 /**
  * The session service of a loaded config, shared by the `session` authenticator and the login,
@@ -387,24 +388,6 @@ const shared = new WeakMap<GatewayContext, { service: SessionService; refs: numb
  * `release` when its runtime is replaced or the gateway stops; the last one closes the service.
  */
 export function acquireSessionService(ctx: GatewayContext): { service: SessionService; release: () => void } {
-  let entry = shared.get(ctx);
-  if (entry === undefined) {
-    entry = { service: new SessionService(ctx), refs: 0 };
-    shared.set(ctx, entry);
-  }
-  entry.refs++;
-  const held = entry;
-  let released = false;
-  return {
-    service: held.service,
-    release: () => {
-      if (released) return;
-      released = true;
-      held.refs--;
-      if (held.refs === 0) {
-        held.service.close();
-        if (shared.get(ctx) === held) shared.delete(ctx);
-      }
-    },
-  };
+  const held = sharedSessions(ctx);
+  return { service: held.value, release: held.release };
 }

@@ -24,6 +24,7 @@ import type { Metrics } from '../ops/metrics.js';
 import { RESYNC_CHANNEL, type Store } from '../store/types.js';
 import { GatewayError, type ErrorCode } from '../errors.js';
 import { durationMs } from '../util/duration.js';
+import { refCounted } from '../util/ref-counted.js';
 import { sha256Hex } from '../util/secure.js';
 
 export const DEFAULT_TOKEN_PREFIX = 'agt_';
@@ -381,32 +382,14 @@ const userIndex = (user: string): string => `apitoken:user:${user}`;
 
 const errorName = (err: unknown): string => (err instanceof Error ? err.name : 'Error');
 
+const sharedApiTokens = refCounted((ctx: GatewayContext) => new ApiTokenService(ctx), (service) => service.close());
+
 /**
  * One service per gateway context, shared by the `token` authenticator and the /tokens and
  * /oauth endpoints so they share caches and one pub/sub subscription. Each user calls
  * `release` when it closes; the last one unsubscribes.
  */
-const shared = new WeakMap<GatewayContext, { service: ApiTokenService; refs: number }>();
-
 export function acquireApiTokens(ctx: GatewayContext): { service: ApiTokenService; release: () => void } {
-  let entry = shared.get(ctx);
-  if (!entry) {
-    entry = { service: new ApiTokenService(ctx), refs: 0 };
-    shared.set(ctx, entry);
-  }
-  entry.refs++;
-  const held = entry;
-  let released = false;
-  return {
-    service: held.service,
-    release: () => {
-      if (released) return;
-      released = true;
-      held.refs--;
-      if (held.refs === 0) {
-        held.service.close();
-        if (shared.get(ctx) === held) shared.delete(ctx);
-      }
-    },
-  };
+  const held = sharedApiTokens(ctx);
+  return { service: held.value, release: held.release };
 }

@@ -4,6 +4,7 @@
 // every instance within a second. While the store is down the in-process set keeps working.
 import { LRUCache } from 'lru-cache';
 import { RESYNC_CHANNEL, type Store } from '../store/types.js';
+import { refCounted } from '../util/ref-counted.js';
 
 export type RevocationKind = 'jti' | 'fam';
 
@@ -64,7 +65,6 @@ class StoreDenylist {
   #retryMs = RETRY_MIN_MS;
   #closed = false;
   #warnedFull = false;
-  refs = 0;
 
   constructor(store: Store, log: DenylistLogger) {
     this.#store = store;
@@ -152,28 +152,16 @@ class StoreDenylist {
 }
 
 /** One denylist per store, shared by the jwt authenticators and endpoints built on it. */
-const byStore = new WeakMap<Store, StoreDenylist>();
+const sharedByStore = refCounted((store: Store, log: DenylistLogger) => new StoreDenylist(store, log), (dl) => dl.close());
 
 /** The denylist of `store`, created on first use; call `release()` when done with it. */
 export function acquireDenylist(store: Store, log: DenylistLogger): Denylist {
-  let dl = byStore.get(store);
-  if (dl === undefined) {
-    dl = new StoreDenylist(store, log);
-    byStore.set(store, dl);
-  }
-  dl.refs++;
-  const shared = dl;
-  let released = false;
+  const held = sharedByStore(store, log);
+  const dl = held.value;
   return {
-    isRevoked: (jti, fam) => shared.isRevoked(jti, fam),
-    revoke: (kind, id, exp) => shared.revoke(kind, id, exp),
-    loaded: () => shared.loaded(),
-    release: () => {
-      if (released) return;
-      released = true;
-      if (--shared.refs > 0) return;
-      shared.close();
-      if (byStore.get(store) === shared) byStore.delete(store);
-    },
+    isRevoked: (jti, fam) => dl.isRevoked(jti, fam),
+    revoke: (kind, id, exp) => dl.revoke(kind, id, exp),
+    loaded: () => dl.loaded(),
+    release: held.release,
   };
 }
