@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import { basename, dirname } from 'node:path';
 import type pino from 'pino';
+import { announceWorkerReady, clusterWorkerLogger, startClusterIfConfigured } from './cluster.js';
 import { ConfigError, loadConfig, type LoadedConfig } from './config/load.js';
 import { problemBody } from './errors.js';
 import { createLogger } from './ops/logger.js';
@@ -202,7 +203,12 @@ export async function startGateway(opts: StartOptions): Promise<RunningGateway> 
 
 /** `authgate start`: run until SIGTERM/SIGINT; SIGHUP reloads. */
 export async function runGateway(opts: { configFile: string }): Promise<{ close(): Promise<void> }> {
-  const gw = await startGateway({ configFile: opts.configFile, watchConfig: true });
+  // server.workers > 1: this process becomes the cluster primary and each worker runs this again.
+  const primary = await startClusterIfConfigured(opts.configFile);
+  if (primary) return primary;
+  const logger = await clusterWorkerLogger(opts.configFile);
+  const gw = await startGateway({ configFile: opts.configFile, watchConfig: true, ...(logger ? { logger } : {}) });
+  announceWorkerReady();
   const stop = (signal: string) => {
     gw.logger.info({ signal }, 'draining');
     gw.close().then(() => process.exit(0), () => process.exit(1));
