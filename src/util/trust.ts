@@ -7,7 +7,15 @@ export interface Trust {
   readonly list: BlockList;
   /** What Fastify's `trustProxy` gets: the same list, or false. */
   readonly fastifyTrust: false | ((address: string, hop: number) => boolean);
+  /**
+   * Answers already computed, by address. BlockList.check allocates a SocketAddress per call and
+   * Fastify asks several times per request (ip, host, protocol); the answer for an address never
+   * changes for one compiled list. Bounded: cleared when it reaches MEMO_MAX addresses.
+   */
+  readonly memo: Map<string, boolean>;
 }
+
+const MEMO_MAX = 1024;
 
 export function compileTrust(entries: readonly string[]): Trust {
   const list = new BlockList();
@@ -23,15 +31,24 @@ export function compileTrust(entries: readonly string[]): Trust {
     }
   }
   const has = entries.length > 0;
-  const trust: Trust = { has, list, fastifyTrust: has ? (address: string) => isTrustedAddress(trust, address) : false };
+  const trust: Trust = { has, list, fastifyTrust: has ? (address: string) => isTrustedAddress(trust, address) : false, memo: new Map() };
   return trust;
 }
 
 export function isTrustedAddress(trust: Trust, address: string | undefined): boolean {
   if (!trust.has || !address) return false;
+  const known = trust.memo.get(address);
+  if (known !== undefined) return known;
+  const answer = checkAddress(trust.list, address);
+  if (trust.memo.size >= MEMO_MAX) trust.memo.clear();
+  trust.memo.set(address, answer);
+  return answer;
+}
+
+function checkAddress(list: BlockList, address: string): boolean {
   let a = address;
   if (a.startsWith('::ffff:') && isIPv4(a.slice(7))) a = a.slice(7);
-  if (isIPv4(a)) return trust.list.check(a, 'ipv4');
-  if (isIPv6(a)) return trust.list.check(a, 'ipv6');
+  if (isIPv4(a)) return list.check(a, 'ipv4');
+  if (isIPv6(a)) return list.check(a, 'ipv6');
   return false;
 }
