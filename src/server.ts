@@ -225,6 +225,10 @@ async function assemble(
     loggerInstance: log,
     // One log line per request is written by the onResponse hook below, not by Fastify.
     logController: new LogController({ disableRequestLogging: true }),
+    // request.log is the gateway's logger itself: Fastify's default makes a pino child per
+    // request (about 0.6 µs plus garbage, redaction included) for a reqId binding that only the
+    // rare per-request warning would carry.
+    childLoggerFactory: (logger) => logger,
     trustProxy: trust.fastifyTrust,
     bodyLimit,
     requestIdHeader: false,
