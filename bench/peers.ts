@@ -112,7 +112,7 @@ export async function startHaproxy(bin: string, fx: BenchFixtures, upstream: str
   const conf = `
 global
   nbthread 1
-  maxconn 20000
+  maxconn 4096
 
 defaults
   mode http

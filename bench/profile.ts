@@ -22,6 +22,9 @@ interface CpuProfile {
 /** node_modules/<pkg>, src/<file>, node:<module>, or a V8 pseudo-frame like (garbage collector). */
 export function moduleOf(url: string, fn: string): string {
   if (url === '') return fn.startsWith('(') ? fn : '(native)';
+  // The bench's compiled copy of the tree (bench/tsconfig.json) reads as the sources.
+  const built = url.indexOf('/.cache/authgate-bench/');
+  if (built >= 0) return url.slice(built + '/.cache/authgate-bench/'.length);
   const nm = url.lastIndexOf('node_modules/');
   if (nm >= 0) {
     const rest = url.slice(nm + 'node_modules/'.length).split('/');

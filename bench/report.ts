@@ -51,10 +51,13 @@ export interface AbuseResult {
   statusCodes: Record<string, number>;
   rssBeforeMB: number;
   rssAfterMB: number;
+  /** RSS after each quarter of the credentials. */
+  rssStepsMB: number[];
   rssAfterGcMB: number;
   heapAfterGcMB: number;
   growthPerMillionMB: number;
-  verdict: 'ok' | 'miss';
+  /** Judged only on a run of at least a million credentials (shorter runs are not extrapolated). */
+  verdict: 'ok' | 'miss' | 'not judged';
 }
 
 export interface BenchReport {
@@ -170,7 +173,7 @@ export function markdownTable(r: BenchReport): string {
     extra.push(`- forward-auth \`/.auth/verify\` at ${v.rate} req/s for ${v.durationS} s (${v.credential}): p50 ${fmt(v.p50, 3)} ms, p95 ${fmt(v.p95, 3)} ms, p99 ${fmt(v.p99, 3)} ms (target p99 < 1 ms) ${v.verdict}`);
   }
   for (const a of r.abuse ?? []) {
-    extra.push(`- abuse, ${fmt(a.count, 0)} distinct invalid ${a.kind}: RSS ${fmt(a.rssBeforeMB, 0)} → ${fmt(a.rssAfterMB, 0)} MB (after GC ${fmt(a.rssAfterGcMB, 0)} MB, heap ${fmt(a.heapAfterGcMB, 0)} MB); growth ${fmt(a.growthPerMillionMB, 1)} MB per million (target < 50) ${a.verdict}; ${fmt(a.rps, 0)} req/s; ${Object.entries(a.statusCodes).map(([k, v]) => `${k}: ${v}`).join(', ')}`);
+    extra.push(`- abuse, ${fmt(a.count, 0)} distinct invalid ${a.kind}: RSS ${fmt(a.rssBeforeMB, 0)} → ${a.rssStepsMB.map((v) => fmt(v, 0)).join(' → ')} MB (after GC ${fmt(a.rssAfterGcMB, 0)} MB, heap ${fmt(a.heapAfterGcMB, 0)} MB); ${a.count >= 1_000_000 ? `growth ${fmt(a.growthPerMillionMB, 1)} MB per million (target < 50) ${a.verdict}` : `growth ${fmt(a.rssAfterMB - a.rssBeforeMB, 1)} MB (short run, not judged)`}; ${fmt(a.rps, 0)} req/s; ${Object.entries(a.statusCodes).map(([k, v]) => `${k}: ${v}`).join(', ')}`);
   }
   return `${lines.join('\n')}\n${extra.length > 0 ? `\n${extra.join('\n')}\n` : ''}`;
 }

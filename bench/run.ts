@@ -278,8 +278,8 @@ async function main(): Promise<void> {
         {
           url: t.url + s.path,
           headers: s.headers,
-          connections: opts.connections,
-          duration: seconds,
+          connections: s.connections ?? opts.connections,
+          duration: Math.max(seconds, s.minDuration ?? 0),
           ...(s.rotating ? { setupRequest: (req: autocannon.Request) => ({ ...req, headers: { ...(req.headers ?? {}), ...(s.rotating as () => Record<string, string>)() } }) } : {}),
           // nginx's bcrypt check takes tens of ms per request on one worker.
           timeoutSeconds: s.target === 'nginx' ? 30 : 10,
