@@ -13,6 +13,7 @@ import type autocannon from 'autocannon';
 import { abuseKinds, runAbuse } from './abuse.js';
 import { createFixtures, externalAccessToken, PREFIX, writeGatewayConfig, type BenchFixtures } from './fixtures.js';
 import { runLoad, type RunResult } from './measure.js';
+import { runPaced } from './paced.js';
 import { peerAvailability, startHaproxy, startNginx, type Peer } from './peers.js';
 import { CORE_GATEWAY, CORE_LOAD, cpuModel, HAS_PROC, HAS_TASKSET, pinSelf, spawnNode, type Child } from './procs.js';
 import { summarizeProfile } from './profile.js';
@@ -321,10 +322,25 @@ async function main(): Promise<void> {
     await check.arrayBuffer();
     if (check.status !== 200) notes.push(`verify: skipped, ${PREFIX}/verify answered ${check.status}`);
     else {
-      await runLoad({ url: `${gatewayUrl}${PREFIX}/verify`, headers, connections: 10, duration: 1, overallRate: rate }, gateway.pid);
-      const r = await runLoad({ url: `${gatewayUrl}${PREFIX}/verify`, headers, connections: 10, duration: seconds, overallRate: rate }, gateway.pid);
-      verify = { rate, durationS: seconds, p50: r.p50, p95: r.p95, p99: r.p99, ok: r.ok, non2xx: r.non2xx, credential: self ? 'gateway-issued JWT' : 'RS256 JWT via JWKS', verdict: r.p99 < 1 ? 'ok' : 'miss' };
-      log(`verify: ${rate} req/s for ${seconds} s: p50 ${r.p50.toFixed(3)} ms, p95 ${r.p95.toFixed(3)} ms, p99 ${r.p99.toFixed(3)} ms (${r.ok} ok, ${r.non2xx} other)`);
+      const url = `${gatewayUrl}${PREFIX}/verify`;
+      await runPaced({ url, headers, rate, seconds: 1 });
+      const paced = await runPaced({ url, headers, rate, seconds });
+      // The same paced load on the upstream itself: the floor of this generator and machine.
+      const floor = await runPaced({ url: `${upstreamUrl}/floor`, headers: {}, rate, seconds });
+      log(`verify floor (paced, straight to the upstream): p50 ${floor.p50.toFixed(3)} ms, p95 ${floor.p95.toFixed(3)} ms, p99 ${floor.p99.toFixed(3)} ms, max ${floor.max.toFixed(1)} ms, ${floor.slowBursts.length} bursts over 1 ms`);
+      const r = await runLoad({ url, headers, connections: 10, duration: seconds, overallRate: rate }, gateway.pid);
+      verify = {
+        rate,
+        durationS: seconds,
+        credential: self ? 'gateway-issued JWT' : 'RS256 JWT via JWKS',
+        paced,
+        autocannon: { p50: r.p50, p95: r.p95, p99: r.p99, ok: r.ok, non2xx: r.non2xx },
+        floor: { p50: floor.p50, p95: floor.p95, p99: floor.p99, max: floor.max },
+        verdict: paced.p99 < 1 && paced.ok === paced.sent ? 'ok' : 'miss',
+      };
+      log(`verify, paced ${rate} req/s for ${seconds} s: p50 ${paced.p50.toFixed(3)} ms, p95 ${paced.p95.toFixed(3)} ms, p99 ${paced.p99.toFixed(3)} ms, max ${paced.max.toFixed(1)} ms (${paced.ok} ok, ${paced.other} other, ${paced.errors} errors; generator late p99 ${paced.lateP99.toFixed(2)} ms)`);
+      log(`  requests over 1 ms came in ${paced.slowBursts.length} bursts: ${paced.slowBursts.slice(0, 12).map((b) => `${b.atS.toFixed(2)}s×${b.count} (max ${b.maxMs.toFixed(1)} ms)`).join(', ')}`);
+      log(`verify, autocannon overallRate ${rate}: p50 ${r.p50.toFixed(3)} ms, p95 ${r.p95.toFixed(3)} ms, p99 ${r.p99.toFixed(3)} ms (${r.ok} ok, ${r.non2xx} other)`);
     }
   }
 
