@@ -2,7 +2,7 @@
 // header (default X-API-Key), or the configured query parameter when one is set (off unless
 // set). Exact match only — no trimming, no case folding — compared in constant time on the
 // SHA-256 digests (THREATS 15, 16).
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { AuthenticatorConfigOf } from '../../config/schema.js';
 import type { GatewayContext } from '../../context.js';
 import { digestEqual } from '../../util/secure.js';
@@ -48,7 +48,7 @@ export function createApiKeyAuthenticator(name: string, cfg: AuthenticatorConfig
     if (key === undefined) return NOT_MINE;
     if (key === 'duplicate') return rejected('bad_request', 'Duplicate credential headers.');
     if (key.length === 0 || key.length > MAX_KEY_LENGTH) return rejected('invalid_credentials');
-    const digest = createHash('sha256').update(key, 'utf8').digest();
+    const digest = hash('sha256', key, 'buffer');
     // The map lookup works on the digest (revealing nothing about the key); the final check is constant-time.
     const found = keys.get(digest.toString('hex'));
     if (!found || !digestEqual(digest, found.digest)) return rejected('invalid_credentials');
