@@ -1,7 +1,7 @@
 // The session cookie's value: `<id>.<mac>`, where id is 32 random bytes and mac an HMAC-SHA256
 // of it under `secrets.session` (base64url both). The first secret signs, every secret verifies
 // (rotation). A value that is not exactly this shape is refused before any HMAC or store lookup.
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { GatewayContext } from '../context.js';
@@ -79,7 +79,7 @@ export class SessionCookieSigner {
 
 /** The public handle of a secret id: what keys the store, the cache and the logs. */
 export function sessionHandle(id: string): string {
-  return createHash('sha256').update(id).digest('base64url');
+  return hash('sha256', id, 'base64url');
 }
 
 function secretValue(secret: Secret, configDir: string): string {
