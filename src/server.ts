@@ -432,18 +432,10 @@ async function assemble(
     return reply.code(200).send();
   }
 
-  const authCounters = new Map<string, { inc(): void }>();
   function recordAuth(authenticator: string, result: string): void {
-    const key = authenticator + '\0' + result;
-    let c = authCounters.get(key);
-    if (c === undefined) {
-      c = metrics.authOutcomes.labels(authenticator, result);
-      if (authCounters.size < 10_000) authCounters.set(key, c);
-    }
-    c.inc();
+    metrics.authOutcomes.inc(authenticator, result);
   }
 
-  const requestCounters = new Map<string, { inc(): void }>();
   // The per-request line has a fixed set of fields, none of them a secret, so it skips the
   // logger's redaction (about 4.8 µs per line with REDACT_PATHS' wildcards, measured). The level
   // check stays on the gateway's logger; this child is only the writer.
@@ -452,13 +444,7 @@ async function assemble(
     const st = request.agForward;
     const route = st ? st.data.config.name : '-';
     const status = reply.statusCode;
-    const key = route + '\0' + request.method + '\0' + status;
-    let c = requestCounters.get(key);
-    if (c === undefined) {
-      c = metrics.requests.labels(route, request.method, String(status));
-      if (requestCounters.size < 10_000) requestCounters.set(key, c);
-    }
-    c.inc();
+    metrics.requests.inc(route, request.method, String(status));
     if (log.isLevelEnabled('info')) {
       requestLine.info({
         method: request.method,

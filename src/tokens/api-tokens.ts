@@ -314,14 +314,14 @@ export class ApiTokenService {
   private async cachedRecord(hash: string): Promise<ApiTokenRecord | null> {
     const hit = this.positive.get(hash);
     if (hit) {
-      this.metrics?.cache.inc({ cache: 'token', result: 'hit' });
+      this.metrics?.cache.inc('token', 'hit');
       return hit;
     }
     if (this.negative.has(hash)) {
-      this.metrics?.cache.inc({ cache: 'token', result: 'negative_hit' });
+      this.metrics?.cache.inc('token', 'negative_hit');
       return null;
     }
-    this.metrics?.cache.inc({ cache: 'token', result: 'miss' });
+    this.metrics?.cache.inc('token', 'miss');
     const pending = this.inflight.get(hash);
     if (pending) return pending;
     const generation = this.generation;

@@ -178,11 +178,11 @@ export function createBasicAuthenticator(
       if (hit) {
         const outcome = await fromCache(cacheKey, hit, username, request.ip);
         if (outcome) {
-          ctx.metrics?.cache.inc({ cache: 'basic', result: 'hit' });
+          ctx.metrics?.cache.inc('basic', 'hit');
           return outcome;
         }
       }
-      ctx.metrics?.cache.inc({ cache: 'basic', result: 'miss' });
+      ctx.metrics?.cache.inc('basic', 'miss');
       const check = await verifyOnce(cacheKey, username, password, request.ip);
       if (check.ok) return identityOf(check.user);
       if (check.code === 'locked') return lockedRejection(check.retryAfterSeconds ?? 1);

@@ -262,7 +262,7 @@ export function createIntrospectionAuthenticator(
     const key = keyedHash(ctx.cacheKey, 'introspection', name, endpoint, token);
     const hit = positive.get(key);
     if (hit) {
-      ctx.metrics?.cache.inc({ cache: 'introspection', result: 'hit' });
+      ctx.metrics?.cache.inc('introspection', 'hit');
       if (hit.expiresAt !== undefined && hit.expiresAt * 1000 <= now()) {
         positive.delete(key);
         return rejected('token_expired');
@@ -270,7 +270,7 @@ export function createIntrospectionAuthenticator(
       return identityOutcome(hit);
     }
     const inactive = negative.get(key);
-    ctx.metrics?.cache.inc({ cache: 'introspection', result: inactive ? 'negative_hit' : 'miss' });
+    ctx.metrics?.cache.inc('introspection', inactive ? 'negative_hit' : 'miss');
     if (inactive) return rejected(inactive.code);
 
     let call = pending.get(key);
