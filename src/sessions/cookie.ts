@@ -1,9 +1,12 @@
 // The session cookie's value: `<id>.<mac>`, where id is 32 random bytes and mac an HMAC-SHA256
 // of it under `secrets.session` (base64url both). The first secret signs, every secret verifies
 // (rotation). A value that is not exactly this shape is refused before any HMAC or store lookup.
+// Each signer memoizes the public handle of the cookie values it verified: a new signer (reload,
+// changed secrets) starts empty, and a value that fails verification is never remembered.
 import { createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { LRUCache } from 'lru-cache';
 import type { GatewayContext } from '../context.js';
 import type { Secret } from '../config/schema.js';
 import { StoreUnavailableError } from '../errors.js';
@@ -13,6 +16,8 @@ const ENCODED_LENGTH = 43; // base64url of 32 bytes, no padding
 const COOKIE_LENGTH = ENCODED_LENGTH * 2 + 1;
 const COOKIE_RE = /^[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}$/;
 const MIN_SECRET_BYTES = 32;
+const VERIFIED_MAX = 50_000;
+const VERIFIED_TTL_MS = 10 * 60_000;
 /** Store key of the generated secret when `secrets.session` is not configured (SPEC 3). */
 export const GENERATED_SECRET_KEY = 'secrets:session';
 
@@ -22,6 +27,8 @@ const FINGERPRINT_CONTEXT = 'authgate/session-credential/v1\u0000';
 
 export class SessionCookieSigner {
   readonly #keys: readonly Buffer[];
+  /** Cookie value → its session handle, for correctly signed values only (the hot path). */
+  readonly #verified = new LRUCache<string, string>({ max: VERIFIED_MAX, ttl: VERIFIED_TTL_MS });
 
   constructor(secrets: readonly string[]) {
     if (secrets.length === 0) throw new Error('secrets.session: at least one secret is required');
@@ -54,6 +61,27 @@ export class SessionCookieSigner {
       if (timingSafeEqual(given, expected)) ok = true;
     }
     return ok ? id : undefined;
+  }
+
+  /**
+   * `sessionHandle` of the id inside a correctly signed cookie value, else undefined. Memoized:
+   * only values that verified under this signer's secrets are kept, so forged values cost an
+   * HMAC each time and take no room.
+   */
+  handleOf(value: string): string | undefined {
+    if (value.length !== COOKIE_LENGTH) return undefined;
+    const cached = this.#verified.get(value);
+    if (cached !== undefined) return cached;
+    const id = this.verify(value);
+    if (id === undefined) return undefined;
+    const handle = sessionHandle(id);
+    this.#verified.set(value, handle);
+    return handle;
+  }
+
+  /** How many verified cookie values are memoized (tests, metrics). */
+  get verifiedCount(): number {
+    return this.#verified.size;
   }
 
   /** Keyed fingerprint of a credential (the password hash), with the first secret. */

@@ -162,14 +162,13 @@ export class SessionService {
   }
 
   /**
-   * The public session id inside a correctly signed cookie value (no store access), else
-   * undefined. Throws StoreUnavailableError only when a generated secret cannot be read.
+   * The public session id inside a correctly signed cookie value (no store access, memoized by
+   * the signer), else undefined. Throws StoreUnavailableError only when a generated secret cannot be read.
    */
   async sessionIdOf(cookieValue: string | undefined): Promise<string | undefined> {
     if (cookieValue === undefined || cookieValue === '') return undefined;
     const signer = this.#signer ?? (await this.signer());
-    const secretId = signer.verify(cookieValue);
-    return secretId === undefined ? undefined : sessionHandle(secretId);
+    return signer.handleOf(cookieValue);
   }
 
   /**
