@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../../src/config/schema.js';
-import type { GatewayContext, Lockout, UserDirectory, UserRecord } from '../../src/context.js';
+import type { GatewayContext, UserRecord } from '../../src/context.js';
+import { MapUserDirectory, NO_LOCKOUT } from '../helpers/users.js';
 import { loadSigningKeys } from '../../src/credentials/keys.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import type { Store } from '../../src/store/types.js';
@@ -46,40 +47,21 @@ export function recordingLogger(lines: LogLine[] = []): FastifyBaseLogger & { li
   return log as unknown as FastifyBaseLogger & { lines: LogLine[] };
 }
 
-export class TestUsers implements UserDirectory {
-  readonly users = new Map<string, UserRecord>();
+export class TestUsers extends MapUserDirectory {
   #n = 0;
 
   add(username: string, extra: Partial<UserRecord> = {}): UserRecord {
-    const rec: UserRecord = { username, groups: [], disabled: false, mfaRequired: false, version: `v${++this.#n}`, ...extra };
-    this.users.set(username, rec);
-    return rec;
+    return this.set({ username, groups: [], disabled: false, mfaRequired: false, version: `v${++this.#n}`, ...extra });
   }
 
   /** Changes a record the way a password change or `disabled: true` does: new version. */
   update(username: string, change: Partial<UserRecord>): void {
     const old = this.users.get(username);
     if (!old) throw new Error(`no user ${username}`);
-    this.users.set(username, { ...old, ...change, version: `v${++this.#n}` });
+    this.set({ ...old, ...change, version: `v${++this.#n}` });
   }
-
-  async lookup(login: string): Promise<UserRecord | undefined> {
-    return this.users.get(login);
-  }
-  async get(username: string): Promise<UserRecord | undefined> {
-    return this.users.get(username);
-  }
-  onChange(): () => void {
-    return () => undefined;
-  }
-  async close(): Promise<void> {}
 }
 
-const noLockout: Lockout = {
-  check: async () => ({ locked: false }),
-  recordFailure: async () => ({ locked: false }),
-  recordSuccess: async () => undefined,
-};
 
 export function tempDir(t: Teardown): string {
   const dir = mkdtempSync(join(tmpdir(), 'authgate-jwt-'));
@@ -109,7 +91,7 @@ export async function testContext(t: Teardown, opts: TestContextOptions = {}): P
     prefix: '/.auth',
     store,
     users: opts.users ?? new TestUsers(),
-    lockout: noLockout,
+    lockout: NO_LOCKOUT,
     signing,
     log,
     cacheKey: Buffer.alloc(32, 1),

@@ -3,26 +3,14 @@ import pino from 'pino';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../../src/config/schema.js';
 import type { GatewayContext, UserDirectory, UserRecord } from '../../src/context.js';
+import { MapUserDirectory, NO_LOCKOUT } from '../helpers/users.js';
 import type { Store } from '../../src/store/types.js';
 
-export class MapDirectory implements UserDirectory {
-  readonly users = new Map<string, UserRecord>();
+export class MapDirectory extends MapUserDirectory {
   #n = 0;
   put(u: Omit<UserRecord, 'version' | 'disabled' | 'mfaRequired' | 'groups'> & Partial<UserRecord>): UserRecord {
-    const record: UserRecord = { groups: [], disabled: false, mfaRequired: false, ...u, version: `v${++this.#n}` };
-    this.users.set(record.username, record);
-    return record;
+    return this.set({ groups: [], disabled: false, mfaRequired: false, ...u, version: `v${++this.#n}` });
   }
-  async lookup(login: string): Promise<UserRecord | undefined> {
-    return this.users.get(login) ?? [...this.users.values()].find((u) => u.email === login);
-  }
-  async get(username: string): Promise<UserRecord | undefined> {
-    return this.users.get(username);
-  }
-  onChange(): () => void {
-    return () => undefined;
-  }
-  async close(): Promise<void> {}
 }
 
 export function testContext(store: Store, users: UserDirectory, config: Partial<Config> = {}, publicUrl = 'http://127.0.0.1:8080'): GatewayContext {
@@ -33,11 +21,7 @@ export function testContext(store: Store, users: UserDirectory, config: Partial<
     prefix: '/.auth',
     store,
     users,
-    lockout: {
-      check: async () => ({ locked: false }),
-      recordFailure: async () => ({ locked: false }),
-      recordSuccess: async () => undefined,
-    },
+    lockout: NO_LOCKOUT,
     signing: undefined as unknown as GatewayContext['signing'],
     log: pino({ level: 'silent' }) as unknown as FastifyBaseLogger,
     cacheKey: Buffer.alloc(32, 7),

@@ -6,38 +6,24 @@ import { pino } from 'pino';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../../src/config/schema.js';
 import type { GatewayContext, Lockout, SigningKeys, UserDirectory, UserRecord } from '../../src/context.js';
+import { MapUserDirectory, NO_LOCKOUT } from '../helpers/users.js';
 import type { Store } from '../../src/store/types.js';
 import type { AuthRequest } from '../../src/pipeline/types.js';
 
 export const REDIS_URL = 'redis://127.0.0.1:6379/0';
 export const silentLog = pino({ level: 'silent' }) as unknown as FastifyBaseLogger;
 
-export class FakeUsers implements UserDirectory {
-  readonly users = new Map<string, UserRecord>();
+export class FakeUsers extends MapUserDirectory {
   constructor(records: Partial<UserRecord>[] = []) {
+    super();
     for (const r of records) this.put(r);
   }
   put(r: Partial<UserRecord>): void {
     const username = r.username ?? 'alice';
-    this.users.set(username, { username, email: r.email, groups: r.groups ?? [], disabled: r.disabled ?? false, passwordHash: r.passwordHash, mfaRequired: r.mfaRequired ?? false, version: randomUUID() });
+    this.set({ username, email: r.email, groups: r.groups ?? [], disabled: r.disabled ?? false, passwordHash: r.passwordHash, mfaRequired: r.mfaRequired ?? false, version: randomUUID() });
   }
-  async lookup(login: string): Promise<UserRecord | undefined> {
-    return this.users.get(login) ?? [...this.users.values()].find((u) => u.email === login);
-  }
-  async get(username: string): Promise<UserRecord | undefined> {
-    return this.users.get(username);
-  }
-  onChange(): () => void {
-    return () => undefined;
-  }
-  async close(): Promise<void> {}
 }
 
-const noLockout: Lockout = {
-  check: async () => ({ locked: false }),
-  recordFailure: async () => ({ locked: false }),
-  recordSuccess: async () => undefined,
-};
 
 const noSigning = {
   active: { kid: 'none', alg: 'EdDSA' },
@@ -56,7 +42,7 @@ export function makeContext(store: Store, opts: { config?: Partial<Config>; user
     prefix: '/.auth',
     store,
     users: opts.users ?? new FakeUsers([{ username: 'alice', email: 'alice@example.test', groups: ['staff'] }]),
-    lockout: opts.lockout ?? noLockout,
+    lockout: opts.lockout ?? NO_LOCKOUT,
     signing: opts.signing ?? noSigning,
     log: silentLog,
     cacheKey: randomBytes(32),
