@@ -23,6 +23,13 @@ const DEFAULT_CLOCK_TOLERANCE = '30s';
 const DEFAULT_REFRESH_INTERVAL = '30s';
 /** Verified tokens remembered per key (fast-jwt's own LRU, bounded by each token's exp). */
 const VERIFIER_CACHE_SIZE = 10_000;
+/** Accepted tokens remembered per authenticator, with their identity (see `VerifiedTokenCache`). */
+const TOKEN_CACHE_SIZE = 10_000;
+const TOKEN_CACHE_TTL_MS = 60_000;
+/** Longer tokens are verified every time rather than remembered. */
+const TOKEN_CACHE_MAX_TOKEN_LENGTH = 4 * 1024;
+/** Bound on the cache's estimated memory (tokens plus identities). */
+const TOKEN_CACHE_MAX_BYTES = 32 * 1024 * 1024;
 /** A failed key fetch is retried at most this often while no key is known. */
 const ERROR_RETRY_MS = 5_000;
 /** Known keys are refreshed in the background once older than this. */
@@ -126,6 +133,8 @@ type KeyLookup = readonly VerificationKey[] | 'unavailable';
 /** Where an authenticator's keys come from. */
 interface KeySource {
   candidates(kid: string | undefined, alg: string): KeyLookup | Promise<KeyLookup>;
+  /** Whether a key returned earlier is still one of the current keys (rotated-out keys are not). */
+  holds(key: VerificationKey): boolean;
   ready(): Promise<'ok' | 'degraded'>;
   close(): Promise<void>;
 }
@@ -147,6 +156,9 @@ class StaticKeySource implements KeySource {
   constructor(private readonly keys: readonly VerificationKey[]) {}
   candidates(kid: string | undefined, alg: string): KeyLookup {
     return pick(this.keys, kid, alg);
+  }
+  holds(key: VerificationKey): boolean {
+    return this.keys.includes(key);
   }
   async ready(): Promise<'ok'> {
     return 'ok';
@@ -207,6 +219,10 @@ export class RemoteKeySource implements KeySource {
       found = pick(this.#keys, kid, alg);
     }
     return found;
+  }
+
+  holds(key: VerificationKey): boolean {
+    return this.#keys?.includes(key) ?? false;
   }
 
   async ready(): Promise<'ok' | 'degraded'> {
@@ -322,7 +338,7 @@ export interface JwsVerifierOptions {
 }
 
 export type VerifyResult =
-  | { ok: true; header: Json; payload: Json }
+  | { ok: true; header: Json; payload: Json; key: VerificationKey }
   | { ok: false; code: 'invalid_token' | 'token_expired' | 'service_unavailable'; detail: string };
 
 const fail = (code: 'invalid_token' | 'token_expired' | 'service_unavailable', detail: string): VerifyResult => ({ ok: false, code, detail });
@@ -419,7 +435,7 @@ export class JwsVerifier {
     for (const key of candidates) {
       try {
         const verified = this.#verifierFor(key, alg)(jws.token);
-        return { ok: true, header, payload: verified };
+        return { ok: true, header, payload: verified, key };
       } catch (err) {
         // fast-jwt checks the signature before the time claims: "expired" means correctly signed.
         if (err instanceof TokenError && err.code === TokenError.codes.expired) expired = true;
@@ -540,6 +556,58 @@ export function identityFromClaims(payload: Json, mapping: ClaimsMapping | undef
 }
 
 // ---------------------------------------------------------------------------------------------
+// Verified-token cache
+
+/** What an accepted token was found to be, minus everything that can change after issuance. */
+interface VerifiedToken {
+  /** Frozen: handed out on every hit. */
+  readonly identity: Identity;
+  /** Epoch ms after which the verifier would call the token expired (exp + tolerance, iat + maxAge). */
+  readonly validUntil: number;
+  /** The key that verified it: a key rotated out of the key set no longer vouches for it. */
+  readonly key: VerificationKey;
+  /** Self-issued tokens: the denylist and user-check inputs. */
+  readonly jti: string | undefined;
+  readonly fam: string | undefined;
+  readonly sub: unknown;
+}
+
+/**
+ * Accepted tokens keyed by the exact compact JWS (another signature is another key, so a forgery
+ * never hits), per authenticator instance: a hit skips decoding, classification and signature and
+ * claim verification, nothing else. Expiry, key rotation, the denylist and the user check are
+ * re-checked on every hit; an entry past its expiry falls through to full verification, which
+ * answers exactly as it would have without the cache. Rejections are never stored, so junk cannot
+ * grow it; it is bounded by count, bytes, token length and a TTL of at most the token's life.
+ */
+function verifiedTokenCache(): LRUCache<string, VerifiedToken> {
+  return new LRUCache<string, VerifiedToken>({
+    max: TOKEN_CACHE_SIZE,
+    ttl: TOKEN_CACHE_TTL_MS,
+    maxSize: TOKEN_CACHE_MAX_BYTES,
+    sizeCalculation: (v, token) =>
+      256 + token.length + v.identity.user.length + (v.identity.subject?.length ?? 0) + (v.jti?.length ?? 0) + (v.fam?.length ?? 0) + [...v.identity.groups, ...v.identity.scopes, ...v.identity.amr].reduce((n, s) => n + s.length + 16, 0),
+  });
+}
+
+/** The instant the verifier stops accepting this (already verified) payload, as fast-jwt computes it. */
+function validUntil(payload: Json, clockToleranceMs: number, maxAgeMs: number | undefined): number {
+  const byExp = (payload.exp as number) * 1000 + clockToleranceMs;
+  return maxAgeMs !== undefined && typeof payload.iat === 'number' ? Math.min(byExp, payload.iat * 1000 + maxAgeMs) : byExp;
+}
+
+const freezeIdentity = (identity: Identity): Identity =>
+  Object.freeze({ ...identity, groups: Object.freeze([...identity.groups]), scopes: Object.freeze([...identity.scopes]), amr: Object.freeze([...identity.amr]) });
+
+/** Per authenticator: the verified-token cache (for tests and diagnostics). */
+const tokenCaches = new WeakMap<Authenticator, LRUCache<string, VerifiedToken>>();
+
+/** How many accepted tokens a `jwt` authenticator currently remembers; undefined for other authenticators. */
+export function verifiedTokenCacheSize(auth: Authenticator): number | undefined {
+  return tokenCaches.get(auth)?.size;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The authenticator
 
 /** Keys of the gateway's own signing key set. */
@@ -606,10 +674,30 @@ export function createJwtAuthenticator(name: string, cfg: JwtAuthenticatorConfig
   );
   const denylist: Denylist | undefined = self ? acquireDenylist(ctx.store, ctx.log) : undefined;
   const familyCheck = self ? new FamilyUserCheck(ctx) : undefined;
+  const cache = verifiedTokenCache();
+
+  /** The checks that can change after issuance; the same on a cache hit as after verification. */
+  async function liveChecks(jti: string | undefined, fam: string | undefined, sub: unknown): Promise<Rejected | undefined> {
+    if (denylist === undefined) return undefined;
+    if (denylist.isRevoked(jti, fam)) return rejected('token_revoked');
+    if (familyCheck !== undefined && fam !== undefined) return familyCheck.check(sub, fam);
+    return undefined;
+  }
 
   async function authenticate(req: AuthRequest): Promise<AuthOutcome> {
     const value = bearerValue(req.headers);
     if (value === undefined) return NOT_MINE;
+
+    const hit = cache.get(value);
+    if (hit !== undefined) {
+      // Only a token this authenticator accepted (so "mine") is here; stale entries are verified afresh.
+      if (Date.now() <= hit.validUntil && source.holds(hit.key)) {
+        const problem = await liveChecks(hit.jti, hit.fam, hit.sub);
+        return problem ?? authenticated(hit.identity);
+      }
+      cache.delete(value);
+    }
+
     const c = classifyBearer(value);
     if (c.kind === 'none') return NOT_MINE;
     if (c.kind === 'refuse') return rejected('invalid_token', c.detail);
@@ -618,30 +706,35 @@ export function createJwtAuthenticator(name: string, cfg: JwtAuthenticatorConfig
     const result = await verifier.verify(c.jws);
     if (!result.ok) return rejected(result.code, result.detail);
     const payload = result.payload;
-    if (denylist !== undefined) {
-      const jti = typeof payload.jti === 'string' ? payload.jti : undefined;
-      const fam = typeof payload.fam === 'string' ? payload.fam : undefined;
-      if (denylist.isRevoked(jti, fam)) return rejected('token_revoked');
-      if (familyCheck !== undefined && fam !== undefined) {
-        const problem = await familyCheck.check(payload.sub, fam);
-        if (problem !== undefined) return problem;
-      }
-    }
+    const jti = typeof payload.jti === 'string' ? payload.jti : undefined;
+    const fam = typeof payload.fam === 'string' ? payload.fam : undefined;
+    const problem = await liveChecks(jti, fam, payload.sub);
+    if (problem !== undefined) return problem;
     const identity = identityFromClaims(payload, self ? undefined : cfg.claims, name, !self);
-    return identity === undefined ? rejected('invalid_token', 'The token names no acceptable user.') : authenticated(identity);
+    if (identity === undefined) return rejected('invalid_token', 'The token names no acceptable user.');
+    const frozen = freezeIdentity(identity);
+    if (value.length <= TOKEN_CACHE_MAX_TOKEN_LENGTH) {
+      const until = validUntil(payload, clockToleranceMs, maxAgeMs);
+      const ttl = Math.min(TOKEN_CACHE_TTL_MS, until - Date.now());
+      if (ttl > 0) cache.set(value, { identity: frozen, validUntil: until, key: result.key, jti, fam, sub: payload.sub }, { ttl });
+    }
+    return authenticated(frozen);
   }
 
-  return {
+  const authenticator: Authenticator = {
     name,
     type: 'jwt',
     authenticate,
     challenge: (rejection?: Rejected) => (rejection === undefined ? 'Bearer realm="authgate"' : 'Bearer realm="authgate", error="invalid_token"'),
     ready: () => source.ready(),
     close: async () => {
+      cache.clear();
       denylist?.release();
       await source.close();
     },
   };
+  tokenCaches.set(authenticator, cache);
+  return authenticator;
 }
 
 /**
