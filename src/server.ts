@@ -25,7 +25,7 @@ import { IdentityHeaders } from './pipeline/identity.js';
 import { AUTHENTICATOR_FACTORIES } from './pipeline/registry.js';
 import { NOT_MINE, type Authenticator, type AuthOutcome, type AuthRequest, type Identity } from './pipeline/types.js';
 import { hasAmbiguousCredentials, rewriteForwardHeaders } from './proxy/forward-headers.js';
-import { UpstreamPool, isConnectFailure, isTimeout } from './proxy/upstream.js';
+import { UpstreamPool, isConnectFailure, isTimeout, type UpstreamTarget } from './proxy/upstream.js';
 import { handleUpgrade } from './proxy/websocket.js';
 import { normalizeTarget, encodePath } from './routing/normalize.js';
 import { RouteTable, compileRoute, stripPathPrefix } from './routing/table.js';
@@ -52,6 +52,8 @@ interface ForwardState {
   data: RouteData;
   authenticator: string;
   startedAt: number;
+  /** The upstream target chosen for this request (marked down on a connection failure). */
+  target?: UpstreamTarget | undefined;
 }
 
 export interface BuiltGateway {
@@ -346,28 +348,31 @@ async function assemble(
       return problemForDecision(reply, decision);
     }
     recordAuth(decision.authenticator, 'ok');
-    request.agForward = { identity: decision.identity, data, authenticator: decision.authenticator, startedAt: performance.now() };
     const upstream = data.upstream.pick(Date.now());
+    request.agForward = { identity: decision.identity, data, authenticator: decision.authenticator, startedAt: performance.now(), target: upstream };
     const path = encodePath(stripPathPrefix(target.path, data.stripPath));
     const url = upstream.origin + upstream.basePath + path;
-    const onError = (r: FastifyReply, { error }: { error: unknown }) => {
-      if (isConnectFailure(error)) data.upstream.markDown(upstream, Date.now());
-      if (r.sent) return;
-      if (isTimeout(error)) sendProblem(r, 'upstream_timeout');
-      else sendProblem(r, 'upstream_unavailable');
-    };
-    return reply.from(url, {
-      rewriteRequestHeaders: rewriteRequestHeaders as unknown as ReplyFromRewrite,
-      onError: onError as unknown as ReplyFromOnError,
-      onResponse: (req, rep, res) => {
-        const st = req.agForward;
-        if (st) metrics.upstreamLatency.observe({ route: st.data.config.name }, (performance.now() - st.startedAt) / 1000);
-        return rep.send(res.stream);
-      },
-      ...(data.timeoutMs !== undefined ? { timeout: data.timeoutMs } : {}),
-      ...(body !== undefined ? { body, contentType: request.headers['content-type'] ?? 'application/octet-stream' } : {}),
-    });
+    const opts = data.timeoutMs === undefined ? proxyOptions : { ...proxyOptions, timeout: data.timeoutMs };
+    return reply.from(url, body === undefined ? opts : { ...opts, body, contentType: request.headers['content-type'] ?? 'application/octet-stream' });
   }
+
+  // Built once: the per-request state they need travels on request.agForward.
+  function onProxyError(reply: FastifyReply, { error }: { error: unknown }): void {
+    const st = reply.request.agForward;
+    if (st?.target && isConnectFailure(error)) st.data.upstream.markDown(st.target, Date.now());
+    if (reply.sent) return;
+    if (isTimeout(error)) sendProblem(reply, 'upstream_timeout');
+    else sendProblem(reply, 'upstream_unavailable');
+  }
+  const proxyOptions: ReplyFromOptions = {
+    rewriteRequestHeaders: rewriteRequestHeaders as unknown as ReplyFromRewrite,
+    onError: onProxyError as unknown as ReplyFromOnError,
+    onResponse: (req, rep, res) => {
+      const st = req.agForward;
+      if (st) metrics.upstreamLatency.observe({ route: st.data.config.name }, (performance.now() - st.startedAt) / 1000);
+      return rep.send(res.stream);
+    },
+  };
 
   function rewriteRequestHeaders(request: FastifyRequest, headers: IncomingHttpHeaders): IncomingHttpHeaders {
     const st = request.agForward as ForwardState;
