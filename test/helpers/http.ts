@@ -2,6 +2,7 @@
 // parsing in fetch/undici would resolve '%2e%2e' and friends before they reach the gateway).
 import { request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
+import { request } from 'undici';
 
 export interface RawResponse {
   status: number;
@@ -40,4 +41,17 @@ export function sendRaw(base: string, bytes: string | Buffer, timeoutMs = 3000):
     socket.on('close', () => { clearTimeout(timer); resolve(Buffer.concat(chunks).toString('latin1')); });
     socket.on('error', (err) => { clearTimeout(timer); if (chunks.length > 0) resolve(Buffer.concat(chunks).toString('latin1')); else reject(err); });
   });
+}
+
+/** A request to a running gateway, answered as status, headers, parsed JSON body (or {}) and text. */
+export async function callGateway(gw: { url: string }, path: string, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}) {
+  const res = await request(`${gw.url}${path}`, { method: (opts.method ?? 'GET') as 'GET', headers: opts.headers, body: opts.body });
+  const text = await res.body.text();
+  let body: Record<string, unknown> = {};
+  try {
+    body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+  } catch {
+    // not JSON
+  }
+  return { status: res.statusCode, headers: res.headers, body, text };
 }

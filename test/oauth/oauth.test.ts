@@ -1,26 +1,15 @@
 // The gateway as an OAuth 2.0 provider, through a running gateway: client-credentials tokens
 // accepted by a `jwt` (issuer: self) route, scope subsets, introspection, revocation.
 import t from 'tap';
-import { request } from 'undici';
+import { callGateway as call } from '../helpers/http.js';
 import { stringify } from 'yaml';
 import { hashPassword } from '../../src/credentials/passwords.js';
-import { startTestEcho, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { startTestEcho, startTestGateway } from '../helpers/gateway.js';
 
 const form = { 'content-type': 'application/x-www-form-urlencoded' };
 const json = { 'content-type': 'application/json' };
 const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
 
-async function call(gw: TestGateway, path: string, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}) {
-  const res = await request(`${gw.url}${path}`, { method: (opts.method ?? 'GET') as 'GET', headers: opts.headers, body: opts.body });
-  const text = await res.body.text();
-  let body: Record<string, unknown> = {};
-  try {
-    body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-  } catch {
-    // not JSON
-  }
-  return { status: res.statusCode, headers: res.headers, body, text };
-}
 
 const decode = (jwt: string): { header: Record<string, unknown>; payload: Record<string, unknown> } => {
   const [h, p] = jwt.split('.');

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import t from 'tap';
 import { Redis } from 'ioredis';
+import { deleteRedisKeys } from '../helpers/redis.js';
 import { makeTempDir, startTestEcho, startTestGateway, waitFor, type Teardown } from '../helpers/gateway.js';
 import { call, me, signIn, usersFile } from './_browser.js';
 
@@ -23,24 +24,11 @@ async function routes(t: Teardown) {
   };
 }
 
-async function deleteKeys(url: string, prefix: string): Promise<void> {
-  const r = new Redis(url);
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await r.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    r.disconnect();
-  }
-}
 
 t.test('two instances on one Redis: a session from A works on B; logout on A fails on B within 1 s', async (t) => {
   const url = 'redis://127.0.0.1:6379/0';
   const keyPrefix = `test:${randomUUID()}:`;
-  t.teardown(() => deleteKeys(url, keyPrefix));
+  t.teardown(() => deleteRedisKeys(keyPrefix, url));
   const { config } = await routes(t);
   // No secrets.session: both instances must agree on the one generated in the store.
   const full = { ...config, store: { driver: 'redis', redis: { url, keyPrefix } } };

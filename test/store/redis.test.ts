@@ -10,6 +10,7 @@ import { StoreUnavailableError } from '../../src/errors.js';
 import { RESYNC_CHANNEL } from '../../src/store/types.js';
 import { createStore } from '../../src/store/index.js';
 import { RedisStore } from '../../src/store/redis.js';
+import { deleteRedisKeys } from '../helpers/redis.js';
 import { callEveryMethod, captureLog, rejectionOf, storeContract, waitFor } from './contract.js';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
@@ -17,17 +18,7 @@ const REDIS_URL = 'redis://127.0.0.1:6379';
 /** A unique key prefix on the shared Redis, with its keys deleted at teardown. */
 function testPrefix(t: Test): string {
   const prefix = `test:${randomUUID()}:`;
-  t.teardown(async () => {
-    const raw = new Redis(REDIS_URL, { lazyConnect: true });
-    await raw.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await raw.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) await raw.del(...keys);
-    } while (cursor !== '0');
-    await raw.quit();
-  });
+  t.teardown(() => deleteRedisKeys(prefix, REDIS_URL));
   return prefix;
 }
 

@@ -54,20 +54,7 @@ export function authRequest(headers: Record<string, string>): AuthRequest {
 }
 
 /** Deletes every key under a test's unique Redis prefix. */
-export async function deleteRedisKeys(prefix: string): Promise<void> {
-  const r = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await r.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) await r.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    r.disconnect();
-  }
-}
+export { deleteRedisKeys } from '../helpers/redis.js';
 
 /** Every value stored under a Redis prefix (to prove secrets are never stored). */
 export async function redisDump(prefix: string): Promise<string> {

@@ -1,9 +1,9 @@
 // /token and /tokens through a running gateway, and API tokens on proxied routes.
 import t from 'tap';
-import { request } from 'undici';
+import { callGateway as call } from '../helpers/http.js';
 import { stringify } from 'yaml';
 import { hashPassword } from '../../src/credentials/passwords.js';
-import { startTestEcho, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { startTestEcho, startTestGateway } from '../helpers/gateway.js';
 
 interface Echoed {
   headers: Record<string, string>;
@@ -12,17 +12,6 @@ interface Echoed {
 const json = { 'content-type': 'application/json' };
 const form = { 'content-type': 'application/x-www-form-urlencoded' };
 
-async function call(gw: TestGateway, path: string, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}) {
-  const res = await request(`${gw.url}${path}`, { method: (opts.method ?? 'GET') as 'GET', headers: opts.headers, body: opts.body });
-  const text = await res.body.text();
-  let body: Record<string, unknown> = {};
-  try {
-    body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-  } catch {
-    // not JSON
-  }
-  return { status: res.statusCode, headers: res.headers, body, text };
-}
 
 t.test('/token, /tokens and API tokens on routes', async (t) => {
   const echo = await startTestEcho(t);
