@@ -12,15 +12,15 @@ async function isFile(file: string): Promise<boolean> {
   }
 }
 
-/** Candidate absolute paths, in lookup order. */
-export function candidatePaths(dir: string, file: string): string[] {
-  const candidates = [path.resolve(dir, file), path.resolve(file)];
+/** Candidate absolute paths, in lookup order (`cwdFallback: false`: beside the config only). */
+export function candidatePaths(dir: string, file: string, cwdFallback = true): string[] {
+  const candidates = cwdFallback ? [path.resolve(dir, file), path.resolve(file)] : [path.resolve(dir, file)];
   return [...new Set(candidates)];
 }
 
 /** The first existing regular file among the candidates (each also tried with `extensions`). */
-export async function findExistingFile(dir: string, file: string, extensions: readonly string[] = ['']): Promise<string | undefined> {
-  for (const base of candidatePaths(dir, file)) {
+export async function findExistingFile(dir: string, file: string, extensions: readonly string[] = [''], cwdFallback = true): Promise<string | undefined> {
+  for (const base of candidatePaths(dir, file, cwdFallback)) {
     for (const ext of extensions) {
       if (await isFile(base + ext)) return base + ext;
     }

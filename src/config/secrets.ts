@@ -27,7 +27,9 @@ export async function resolveSecretFiles(data: unknown, dir: string): Promise<Co
   await Promise.all(
     found.map(async (secret) => {
       const issuePath = [...secret.path, 'file'];
-      const absolute = await findExistingFile(dir, secret.file);
+      // A file the gateway generates when absent is only ever looked for beside the config: a
+      // same-named file in the working directory must never become the signing key.
+      const absolute = await findExistingFile(dir, secret.file, [''], !secret.generated);
       if (!absolute) {
         // A file to be generated lives beside the config, like every other relative path.
         if (secret.generated) setAt(data, secret.path, { file: path.resolve(dir, secret.file) });

@@ -229,3 +229,17 @@ t.test('a missing config file', async (t) => {
   const file = path.join(dir, 'nope.yaml');
   await t.rejects(loadConfig(file, {}), { name: 'ConfigError', errors: [`${file}:1:1: (root): file does not exist`] });
 });
+
+t.test('a signing key to be generated is never read from the working directory', async (t) => {
+  // A same-named file where the process happens to run (e.g. ./data/k1.pem of another install)
+  // must not silently become this config's signing key.
+  const root = t.testdir({
+    data: { 'k1.pem': '-----BEGIN PRIVATE KEY-----\nnot-this-one\n-----END PRIVATE KEY-----\n' },
+    conf: { 'authgate.yaml': `signing:\n  keys:\n    - { kid: k1, alg: EdDSA, privateKey: { file: ./data/k1.pem } }\n${ROUTE}` },
+  });
+  const before = process.cwd();
+  process.chdir(root);
+  t.teardown(() => process.chdir(before));
+  const loaded = await loadConfig(path.join(root, 'conf', 'authgate.yaml'), {});
+  t.same(loaded.config.signing?.keys[0]?.privateKey, { file: path.join(loaded.dir, 'data/k1.pem') });
+});
