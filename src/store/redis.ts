@@ -249,12 +249,12 @@ export class RedisStore implements Store {
     sub.on('close', () => {
       if (!this.#closed) this.#subOutage.failed(new Error('connection closed'));
     });
-    let connectedBefore = false;
     sub.on('ready', () => {
       this.#subOutage.recovered();
-      // Messages published while this connection was down are lost (pub/sub is at-most-once).
-      if (connectedBefore) this.#subs.deliver(RESYNC_CHANNEL, 'reconnected');
-      connectedBefore = true;
+      // Messages published while this connection was not subscribed are lost (pub/sub is
+      // at-most-once) — after a reconnect, or before the first connect while the store was
+      // already in use — so every (re)subscription tells caches to start from the store again.
+      this.#subs.deliver(RESYNC_CHANNEL, 'subscribed');
       const channels = this.#subs.channels();
       if (channels.length === 0) return;
       sub.subscribe(...channels.map((c) => this.#prefix + c)).catch((err: unknown) => this.#subOutage.failed(err));
