@@ -75,6 +75,8 @@ export interface GatewayContext {
   readonly lockout: Lockout;
   readonly signing: SigningKeys;
   readonly log: FastifyBaseLogger;
+  /** Audit events' own stream (`audit.destination`); absent: they go to `log` (src/ops/audit.ts). */
+  readonly audit?: FastifyBaseLogger | undefined;
   /** Secret for keyed hashes of credentials in caches (random per process unless configured). */
   readonly cacheKey: Buffer;
   /** Prometheus metrics (absent in unit tests that build a context by hand). */
