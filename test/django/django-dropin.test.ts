@@ -160,6 +160,17 @@ t.test('each Django credential reaches the upstream as its Django user', async (
   for (const secret of [alice.session, alice.token, alice.access.split('.')[2]!, SITE_KEY]) t.notOk(logged.includes(secret), 'no credential or key in the logs');
 });
 
+t.test('gateway tokens keep working in the same token authenticator (source: django)', async (t) => {
+  // POST {prefix}/token: the gateway's DRF-compatible endpoint, checking the Django password hash.
+  const issued = await callGateway(gw, '/.auth/token', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: 'correct horse battery staple' }) });
+  t.equal(issued.status, 200);
+  const key = issued.body.token as string;
+  t.notMatch(key, /^[0-9a-f]{40}$/, 'a gateway token, not a DRF key');
+  const r = await viaEcho(gw, withToken(key));
+  t.equal(r.upstream?.['x-auth-user'], 'alice');
+  t.equal(r.upstream?.['x-auth-method'], 'token');
+});
+
 t.test("Django's own view behind the gateway sees the same user (RemoteUserMiddleware, passCredentials)", async (t) => {
   for (const [what, headers] of [['session', withSession(alice.session)], ['DRF token', withToken(alice.token)], ['simplejwt', withBearer(alice.access)]] as const) {
     const res = await callGateway(gw, '/dj/whoami', { headers: { ...headers, 'x-auth-user': 'dave' } });
