@@ -148,9 +148,6 @@ export const AuthenticatorSchemas = {
     secret: Type.Optional(Secret),
     userIdClaim: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: "simplejwt's USER_ID_CLAIM (default user_id)" })),
   }),
-  'django-session': authn('django-session', {
-    cookie: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]+$', description: "Django's SESSION_COOKIE_NAME (default sessionid)" })),
-  }),
   apikey: authn('apikey', {
     header: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9-]+$' })),
     queryParam: Type.Optional(Type.String({ description: 'Also accept the key in this query parameter (off unless set)' })),
@@ -188,6 +185,10 @@ export const AuthenticatorSchemas = {
   plugin: authn('plugin', {
     module: Type.String({ minLength: 1, description: 'Path relative to the config file' }),
     options: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  }),
+  // Django drop-in (SPEC 3.2): a running Django site's session cookie.
+  'django-session': authn('django-session', {
+    cookie: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]+$', description: "Django's SESSION_COOKIE_NAME (default sessionid)" })),
   }),
 };
 
