@@ -122,7 +122,9 @@ async function createCallerChain(ctx: GatewayContext, configured: Map<string, Au
   const wanted: AuthenticatorConfig[] = [{ type: 'session' }, { type: 'token' }, { type: 'jwt', issuer: 'self' }];
   const chain: Authenticator[] = [];
   for (const cfg of wanted) {
-    const existing = [...configured.values()].find((a) => a.type === cfg.type && (cfg.type !== 'jwt' || (ctx.config.authenticators?.[a.name] as { issuer?: string } | undefined)?.issuer === 'self'));
+    // Only the gateway's own credentials: a DRF key (token source: django) never calls /me or mints gateway tokens.
+    const existing = [...configured.values()].find((a) => a.type === cfg.type && (cfg.type !== 'jwt' || (ctx.config.authenticators?.[a.name] as { issuer?: string } | undefined)?.issuer === 'self')
+      && (ctx.config.authenticators?.[a.name] as { source?: string } | undefined)?.source !== 'django');
     if (existing) { chain.push(existing); continue; }
     const factory = AUTHENTICATOR_FACTORIES[cfg.type];
     if (factory) chain.push(await factory(`_caller_${cfg.type}`, cfg, ctx));

@@ -169,6 +169,14 @@ t.test('gateway tokens keep working in the same token authenticator (source: dja
   const r = await viaEcho(gw, withToken(key));
   t.equal(r.upstream?.['x-auth-user'], 'alice');
   t.equal(r.upstream?.['x-auth-method'], 'token');
+
+  // The gateway's own endpoints take only its own credentials: a DRF key cannot mint a gateway token that would outlive it.
+  t.equal((await callGateway(gw, '/.auth/me', { headers: withToken(key) })).status, 200, 'a gateway token calls /me');
+  for (const headers of [withToken(alice.token), withBearer(alice.access), withSession(alice.session)]) {
+    t.equal((await callGateway(gw, '/.auth/me', { headers })).status, 401, `a Django credential does not (${Object.keys(headers)[0]})`);
+    const mint = await callGateway(gw, '/.auth/tokens', { method: 'POST', headers: { ...headers, 'content-type': 'application/json', origin: gw.url }, body: JSON.stringify({ name: 'x' }) });
+    t.equal(mint.status, 401, 'nor mints a gateway token');
+  }
 });
 
 t.test("Django's own view behind the gateway sees the same user (RemoteUserMiddleware, passCredentials)", async (t) => {
