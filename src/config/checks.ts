@@ -298,7 +298,7 @@ function djangoChecks(cfg: Record<string, unknown>, a: Record<string, unknown>, 
   if (a.type === 'django-session' && !hasKey) add([...at, 'type'], 'needs django.secretKey (the site\'s SECRET_KEY)');
   if (simplejwt && !hasKey && a.secret === undefined) add([...at, 'secret'], "is required when django.secretKey is not set (simplejwt's SIGNING_KEY)", at);
   if (simplejwt) {
-    for (const key of ['jwksUri', 'publicKeys', 'algorithms']) {
+    for (const key of ['jwksUri', 'publicKeys', 'algorithms', 'claims', 'types', 'jwksRefreshInterval', 'maxAge']) {
       if (a[key] !== undefined) add([...at, key], 'does not apply to preset simplejwt: it verifies HS256 with the Django secret only');
     }
   }
