@@ -40,7 +40,7 @@ export function saltedHmac(keySalt: string, value: string | Buffer, secret: stri
 }
 
 /** Signer.unsign (any key, sha256 or sha1) then TimestampSigner's timestamp removed; undefined if forged. */
-export function unsign(signed: string, salt: string, keys: readonly string[]): string | undefined {
+function unsign(signed: string, salt: string, keys: readonly string[]): string | undefined {
   const sep = signed.lastIndexOf(':');
   if (sep <= 0) return undefined;
   const value = signed.slice(0, sep);
