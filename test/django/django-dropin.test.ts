@@ -199,6 +199,9 @@ t.test('forged and tampered credentials are refused and never reach the upstream
   t.match(String(unknown.res.headers['set-cookie']), /^sessionid=;/, 'and is cleared');
   t.equal(unknown.reached, 0);
 
+  const chainGoesOn = await viaEcho(gw, { ...withSession(randomBytes(16).toString('hex')), ...withToken(alice.token) });
+  t.equal(chainGoesOn.upstream?.['x-auth-user'], 'alice', 'absent: the next authenticator of the chain answers');
+
   const anon = await viaEcho(gw, withSession(site.anonymousSession));
   t.equal(anon.code, 'unauthenticated', 'a session without a signed-in user is no login');
   t.equal(anon.res.headers['set-cookie'], undefined, "and stays Django's (not cleared)");
@@ -221,6 +224,13 @@ t.test('forged and tampered credentials are refused and never reach the upstream
     t.equal(r.code, 'invalid_credentials', what);
     t.equal(r.reached, 0, what);
   }
+
+  // A genuine row of alice's, but past its expire_date: absent, as Django's own query has it.
+  const expiredKey = randomBytes(16).toString('hex');
+  await db.query("INSERT INTO django_session (session_key, session_data, expire_date) VALUES ($1, $2, now() - interval '1 minute')", [expiredKey, data]);
+  const expired = await viaEcho(gw, withSession(expiredKey));
+  t.equal(expired.code, 'unauthenticated', 'an expired row counts as absent');
+  t.equal(expired.reached, 0);
 
   const tokenFlipped = alice.token.slice(0, -1) + (alice.token.endsWith('0') ? '1' : '0');
   for (const [what, headers] of [['a changed DRF key', withToken(tokenFlipped)], ['an unknown DRF key', withToken(randomBytes(20).toString('hex'))]] as const) {
