@@ -12,6 +12,9 @@ import { createSigner } from 'fast-jwt';
 import pg from 'pg';
 import { startTestEcho, startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
 import { callGateway } from '../helpers/http.js';
+import { deleteRedisKeys, REDIS_URL } from '../helpers/redis.js';
+import { publishUsersChanged } from '../../src/credentials/users.js';
+import { RedisStore } from '../../src/store/redis.js';
 
 const PYTHON = '/usr/bin/python3';
 const FIXTURE_DIR = fileURLToPath(new URL('../fixtures/django/', import.meta.url));
@@ -91,8 +94,9 @@ async function startDbRelay(): Promise<{ url: string; bytes: () => number; cut: 
 const echo = await startTestEcho(t);
 const djangoUrl = await startDjango();
 
-function gatewayConfig(opts: { secretKey?: unknown; jwt?: Record<string, unknown>; dbUrl?: string; cacheTtl?: string } = {}): Record<string, unknown> {
+function gatewayConfig(opts: { secretKey?: unknown; jwt?: Record<string, unknown>; dbUrl?: string; cacheTtl?: string; store?: Record<string, unknown> } = {}): Record<string, unknown> {
   return {
+    ...(opts.store ? { store: opts.store } : {}),
     django: { secretKey: opts.secretKey ?? SITE_KEY },
     users: { postgres: { url: opts.dbUrl ?? DB_URL, preset: 'django', cacheTtl: opts.cacheTtl ?? `${CACHE_TTL_MS}ms` } },
     authenticators: {
@@ -328,4 +332,24 @@ t.test('warm: no database round trip per request; a cold lookup with the databas
   t.equal(cold.status, 503);
   t.equal(cold.code, 'store_unavailable');
   t.equal(cold.reached, 0);
+});
+
+t.test('users:changed from any instance drops every instance\'s cached Django sessions, tokens and users at once', async (t) => {
+  const prefix = `agdj${randomBytes(4).toString('hex')}:`;
+  t.teardown(() => deleteRedisKeys(prefix));
+  const store = { driver: 'redis', redis: { url: REDIS_URL, keyPrefix: prefix } };
+  const cfg = gatewayConfig({ cacheTtl: '10m', store });
+  const [one, two] = [await startTestGateway(t, cfg, { logLevel: 'warn' }), await startTestGateway(t, cfg, { logLevel: 'warn' })];
+  const creds = [withSession(carol.legacySession!), withToken(carol.token), withBearer(carol.access)];
+  for (const g of [one, two]) for (const c of creds) t.equal((await viaEcho(g, c)).status, 200, 'carol, warm');
+  await db.query("UPDATE auth_user SET is_active = false WHERE username = 'carol'");
+  t.teardown(() => db.query("UPDATE auth_user SET is_active = true WHERE username = 'carol'"));
+  for (const c of creds) t.equal((await viaEcho(one, c)).status, 200, 'still cached (cacheTtl 10m): the invalidation below is what ends it');
+  const publisher = new RedisStore({ url: REDIS_URL, keyPrefix: prefix, log: { info: () => undefined, warn: () => undefined, error: () => undefined } });
+  t.teardown(() => publisher.close());
+  await publisher.connected();
+  await publishUsersChanged(publisher, 'carol');
+  for (const g of [one, two]) {
+    for (const c of creds) t.ok(await waitFor(async () => (await viaEcho(g, c)).status === 401, 5000, 25), 'refused on every instance');
+  }
 });
