@@ -20,6 +20,7 @@ import { summarizeProfile } from './profile.js';
 import { comparisons, machineLine, markdownTable, summarize, svgChart, type BenchReport, type VerifyResult } from './report.js';
 import { buildScenarios, mainGatewayAuth, redisGatewayAuth, type Scenario, type TargetName } from './scenarios.js';
 import { seedCredentials, type SeededCredentials } from './seed.js';
+import { djangoGatewayAuth, startDjangoSite, type DjangoSite } from './django.js';
 
 const USAGE = `npm run bench -- [options]
   --quick            short runs (2 s, 3 rounds), small abuse count; results go to bench/results/quick.*
@@ -93,9 +94,11 @@ const opts = {
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 const children: { stop(): Promise<void> }[] = [];
 let fx: BenchFixtures | undefined;
+let djangoSite: DjangoSite | undefined;
 
 async function cleanup(): Promise<void> {
   for (const c of children.reverse()) await c.stop().catch(() => undefined);
+  await djangoSite?.drop().catch(() => undefined);
   await fx?.aux.close().catch(() => undefined);
   if (fx) {
     await deleteRedisKeys(fx.redisPrefix).catch(() => undefined);
@@ -217,6 +220,18 @@ async function main(): Promise<void> {
     children.push(redisGw);
     redisCreds = await seedCredentials(redisConfig, redisGw.ready.url as string, fx.user, { session: true, token: false, selfJwt: false });
   }
+  let djangoGw: Child | undefined;
+  const djangoIds = ['django-session', 'django-token', 'django-jwt'];
+  if (types.has('django-session') && (opts.only === undefined || djangoIds.some((id) => opts.only?.has(id)))) {
+    const site = await startDjangoSite();
+    if (typeof site === 'string') notes.push(`django-session, django-token, django-jwt: skipped, ${site}`);
+    else {
+      djangoSite = site;
+      const { extra, ...auth } = djangoGatewayAuth(site);
+      djangoGw = await startGatewayChild('gateway-django', writeGatewayConfig(fx, { name: 'gateway-django', store: 'memory', upstream: upstreamUrl, ...auth, extra }));
+      children.push(djangoGw);
+    }
+  }
   const mainCreds = await seedCredentials(mainConfig, gatewayUrl, fx.user, { session: types.has('session'), token: types.has('token'), selfJwt: types.has('jwt') });
   notes.push(`credentials: ${Object.entries(mainCreds.how).map(([k, v]) => `${k} via ${v === 'endpoint' ? 'its endpoint' : 'the gateway service (endpoint not available)'}`).join(', ')}`);
 
@@ -246,7 +261,7 @@ async function main(): Promise<void> {
   const wantCold = opts.coldJwt && types.has('jwt') && (opts.only === undefined || opts.only.has('jwt-rs256-cold'));
   // More distinct tokens than the verifier's cache holds (10,000), so every request verifies.
   const pool = wantCold ? coldJwtPool(fx, 12_000) : undefined;
-  const built = buildScenarios({ fx, types, main: mainCreds, redis: redisCreds, peers: { nginx: peers.has('nginx'), haproxy: peers.has('haproxy') }, coldJwt: wantCold, coldJwtPool: pool });
+  const built = buildScenarios({ fx, types, main: mainCreds, redis: redisCreds, peers: { nginx: peers.has('nginx'), haproxy: peers.has('haproxy') }, coldJwt: wantCold, coldJwtPool: pool, django: djangoSite });
   notes.push(...built.notes);
   let scenarios = built.scenarios;
   if (opts.only) scenarios = scenarios.filter((s) => opts.only?.has(s.id));
@@ -255,6 +270,7 @@ async function main(): Promise<void> {
     bare: { url: bare.ready.url as string, pid: bare.pid },
     gateway: { url: gatewayUrl, pid: gateway.pid },
     'gateway-redis': redisGw ? { url: redisGw.ready.url as string, pid: redisGw.pid } : undefined,
+    'gateway-django': djangoGw ? { url: djangoGw.ready.url as string, pid: djangoGw.pid } : undefined,
     nginx: peers.get('nginx'),
     haproxy: peers.get('haproxy'),
   };
@@ -367,7 +383,7 @@ async function main(): Promise<void> {
   if (opts.profile) {
     // One profile per gateway scenario, of one more run of it (after the measured rounds).
     const sections: string[] = [];
-    const profiled: Partial<Record<TargetName, Child>> = { bare, gateway, 'gateway-redis': redisGw };
+    const profiled: Partial<Record<TargetName, Child>> = { bare, gateway, 'gateway-redis': redisGw, 'gateway-django': djangoGw };
     for (const s of scenarios) {
       const child = profiled[s.target];
       if (!child) continue;

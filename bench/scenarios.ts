@@ -5,7 +5,7 @@ import { apiKeyEntry, externalAccessToken, INTROSPECTION_CLIENT, pluginHeaders, 
 import type { SeededCredentials } from './seed.js';
 
 /** Which process serves a scenario. */
-export type TargetName = 'bare' | 'gateway' | 'gateway-redis' | 'nginx' | 'haproxy';
+export type TargetName = 'bare' | 'gateway' | 'gateway-redis' | 'gateway-django' | 'nginx' | 'haproxy';
 
 /** The share of bare @fastify/http-proxy a scenario must keep (issue #6 targets). */
 export type Group = 'ceiling' | 'anonymous' | 'auth' | 'session' | 'peer';
@@ -69,6 +69,8 @@ export interface ScenarioInputs {
   coldJwt: boolean;
   /** Pool of valid RS256 tokens for the cold scenario. */
   coldJwtPool?: string[];
+  /** Credentials a real Django site issued, served by the gateway-django target (bench/django.ts). */
+  django?: { session: string; token: string; access: string } | undefined;
 }
 
 /** Every scenario of the run, in the order each round runs them. */
@@ -113,6 +115,12 @@ export function buildScenarios(inp: ScenarioInputs): { scenarios: Scenario[]; no
   else skip('introspection', 'introspection');
   if (types.has('plugin')) s.push({ id: 'plugin', label: 'plugin (HMAC header)', target: 'gateway', path: '/plugin/x', headers: pluginHeaders(fx), group: 'auth' });
   else skip('plugin', 'plugin');
+  if (inp.django) {
+    const d = inp.django;
+    s.push({ id: 'django-session', label: 'django-session (warm)', target: 'gateway-django', path: '/django-session/x', headers: { cookie: `sessionid=${d.session}` }, group: 'session' });
+    s.push({ id: 'django-token', label: 'DRF token (warm)', target: 'gateway-django', path: '/django-token/x', headers: { authorization: `Token ${d.token}` }, group: 'auth' });
+    s.push({ id: 'django-jwt', label: 'simplejwt access token (warm)', target: 'gateway-django', path: '/django-jwt/x', headers: { authorization: `Bearer ${d.access}` }, group: 'auth' });
+  }
   // The same scenario with one JSON log line per request (level info), for comparison.
   const infoBase = s.find((x) => x.id === 'apikey') ?? s.find((x) => x.id === 'anonymous');
   if (infoBase) s.push({ ...infoBase, id: `${infoBase.id}@info`, label: `${infoBase.label}, log level info`, level: 'info' });

@@ -35,6 +35,7 @@ import { instrumentStore } from './store/instrumented.js';
 import { durationMs } from './util/duration.js';
 import { isTrustedAddress, compileTrust } from './util/trust.js';
 import { AssertionSigner } from './pipeline/assertion.js';
+import { DJANGO_SESSION_COOKIE } from './pipeline/authenticators/django-session.js';
 
 type ReplyFromOptions = NonNullable<Parameters<FastifyReply['from']>[1]>;
 type ReplyFromRewrite = NonNullable<ReplyFromOptions['rewriteRequestHeaders']>;
@@ -121,7 +122,9 @@ async function createCallerChain(ctx: GatewayContext, configured: Map<string, Au
   const wanted: AuthenticatorConfig[] = [{ type: 'session' }, { type: 'token' }, { type: 'jwt', issuer: 'self' }];
   const chain: Authenticator[] = [];
   for (const cfg of wanted) {
-    const existing = [...configured.values()].find((a) => a.type === cfg.type && (cfg.type !== 'jwt' || (ctx.config.authenticators?.[a.name] as { issuer?: string } | undefined)?.issuer === 'self'));
+    // Only the gateway's own credentials: a DRF key (token source: django) never calls /me or mints gateway tokens.
+    const existing = [...configured.values()].find((a) => a.type === cfg.type && (cfg.type !== 'jwt' || (ctx.config.authenticators?.[a.name] as { issuer?: string } | undefined)?.issuer === 'self')
+      && (ctx.config.authenticators?.[a.name] as { source?: string } | undefined)?.source !== 'django');
     if (existing) { chain.push(existing); continue; }
     const factory = AUTHENTICATOR_FACTORIES[cfg.type];
     if (factory) chain.push(await factory(`_caller_${cfg.type}`, cfg, ctx));
@@ -142,9 +145,11 @@ function compileRoutes(ctx: GatewayContext, authenticators: Map<string, Authenti
       });
       const oidc = chain.filter((a) => a.type === 'oidc');
       const credentialHeaders: string[] = [];
+      const credentialCookies: string[] = [];
       for (const a of chain) {
         const ac = cfg.authenticators?.[a.name];
         if (ac !== undefined && ac.type === 'apikey') credentialHeaders.push((ac.header ?? 'X-API-Key').toLowerCase());
+        if (ac !== undefined && ac.type === 'django-session') credentialCookies.push(ac.cookie ?? DJANGO_SESSION_COOKIE);
       }
       const methods = r.match.methods;
       const config = methods && methods.includes('GET') && !methods.includes('HEAD') ? { ...r, match: { ...r.match, methods: [...methods, 'HEAD'] } } : r;
@@ -159,6 +164,7 @@ function compileRoutes(ctx: GatewayContext, authenticators: Map<string, Authenti
         stripPath: r.stripPath,
         passCredentials: r.passCredentials === true,
         credentialHeaders,
+        credentialCookies,
         websocket: r.websocket === true,
         timeoutMs: r.timeout !== undefined ? durationMs(r.timeout) : undefined,
         config: r,
@@ -386,6 +392,7 @@ async function assemble(
       stripCredentials: !st.data.passCredentials,
       credentialHeaders: st.data.credentialHeaders,
       sessionCookie,
+      credentialCookies: st.data.credentialCookies,
       assertion: identity && assertion ? assertion.assertionFor(identity, st.data.config.name) : undefined,
     }, identityHeaders);
   }

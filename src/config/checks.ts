@@ -196,7 +196,7 @@ export async function checkConfig(config: Config, dir: string): Promise<ConfigIs
   for (const [name, a] of authenticators) {
     const at = ['authenticators', name];
     if (name === 'anonymous' && a.type !== 'anonymous') add([...at, 'type'], "the name 'anonymous' is reserved for the built-in anonymous authenticator");
-    if (a.type === 'jwt' && str(a.issuer)) {
+    if (a.type === 'jwt' && str(a.issuer) && a.preset === undefined) {
       const external = a.issuer !== 'self';
       const discoverable = /^https?:\/\//.test(a.issuer);
       if (external && a.jwksUri === undefined && a.publicKeys === undefined && !discoverable) {
@@ -216,6 +216,7 @@ export async function checkConfig(config: Config, dir: string): Promise<ConfigIs
         }
       });
     }
+    djangoChecks(cfg, a, at, add);
     if (a.type === 'introspection' && str(a.endpoint) && !validUrl(a.endpoint)) add([...at, 'endpoint'], 'is not a valid URL');
     if (a.type === 'oidc') {
       if (a.provider !== 'github' && a.issuer === undefined) add([...at, 'issuer'], "is required for provider 'oidc'", at);
@@ -283,4 +284,22 @@ export async function checkConfig(config: Config, dir: string): Promise<ConfigIs
   });
 
   return issues;
+}
+
+/** The Django drop-in's references (SPEC 3.2): its authenticators read the Django database and key. */
+function djangoChecks(cfg: Record<string, unknown>, a: Record<string, unknown>, at: ConfigPath, add: (path: ConfigPath, message: string, at?: ConfigPath) => void): void {
+  const simplejwt = a.type === 'jwt' && a.preset === 'simplejwt';
+  const django = simplejwt || a.type === 'django-session' || (a.type === 'token' && a.source === 'django');
+  if (a.type === 'jwt' && !simplejwt && a.issuer === undefined) add([...at, 'issuer'], 'is required (unless preset: simplejwt)', at);
+  if (!django) return;
+  const users = isPlainObject(cfg.users) ? cfg.users : {};
+  if (!isPlainObject(users.postgres)) add([...at, 'type'], 'reads the Django database: set users.postgres (preset: django)');
+  const hasKey = isPlainObject(cfg.django) && cfg.django.secretKey !== undefined;
+  if (a.type === 'django-session' && !hasKey) add([...at, 'type'], 'needs django.secretKey (the site\'s SECRET_KEY)');
+  if (simplejwt && !hasKey && a.secret === undefined) add([...at, 'secret'], "is required when django.secretKey is not set (simplejwt's SIGNING_KEY)", at);
+  if (simplejwt) {
+    for (const key of ['jwksUri', 'publicKeys', 'algorithms', 'claims', 'types', 'jwksRefreshInterval', 'maxAge']) {
+      if (a[key] !== undefined) add([...at, key], 'does not apply to preset simplejwt: it verifies HS256 with the Django secret only');
+    }
+  }
 }

@@ -120,9 +120,13 @@ export const AuthenticatorSchemas = {
   anonymous: authn('anonymous', {}),
   basic: authn('basic', { realm: Type.Optional(Type.String({ pattern: '^[^"\\\\\\r\\n]*$' })), cacheTtl: Type.Optional(Duration) }),
   session: authn('session', {}),
-  token: authn('token', {}),
+  token: authn('token', {
+    // Django drop-in (SPEC 3.2): also DRF keys from authtoken_token; gateway tokens keep working.
+    source: Type.Optional(Type.String({ enum: ['gateway', 'django'], default: 'gateway' })),
+  }),
   jwt: authn('jwt', {
-    issuer: Type.String({ minLength: 1, description: "'self' for the gateway's own tokens, else the issuer URL" }),
+    // Required unless `preset: simplejwt` (config/checks.ts; SIMPLEJWT_SCHEMA_NOTE).
+    issuer: Type.String({ minLength: 1, description: "'self' for the gateway's own tokens, else the issuer URL (simplejwt: its ISSUER setting, optional)" }),
     audience: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String(), { minItems: 1 })])),
     jwksUri: Type.Optional(Type.String({ pattern: '^https?://' })),
     publicKeys: Type.Optional(Type.Array(Secret, { minItems: 1 })),
@@ -139,6 +143,10 @@ export const AuthenticatorSchemas = {
     maxAge: Type.Optional(Duration),
     types: Type.Optional(Type.Array(Type.String(), { description: 'Accepted `typ` header values, e.g. at+jwt' })),
     jwksRefreshInterval: Type.Optional(Duration),
+    // Django drop-in (SPEC 3.2): djangorestframework-simplejwt access tokens, HS256 only.
+    preset: Type.Optional(Type.String({ enum: ['simplejwt'] })),
+    secret: Type.Optional(Secret),
+    userIdClaim: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: "simplejwt's USER_ID_CLAIM (default user_id)" })),
   }),
   apikey: authn('apikey', {
     header: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9-]+$' })),
@@ -178,7 +186,15 @@ export const AuthenticatorSchemas = {
     module: Type.String({ minLength: 1, description: 'Path relative to the config file' }),
     options: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
   }),
+  // Django drop-in (SPEC 3.2): a running Django site's session cookie.
+  'django-session': authn('django-session', {
+    cookie: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]+$', description: "Django's SESSION_COOKIE_NAME (default sessionid)" })),
+  }),
 };
+
+// `issuer` stays in the TypeScript type (jwt.ts always gets one) but not in the JSON schema's
+// `required`: a simplejwt preset has none, and the registry routes it to simplejwt.ts instead.
+(AuthenticatorSchemas.jwt as { required?: string[] }).required = AuthenticatorSchemas.jwt.required?.filter((k) => k !== 'issuer');
 
 export type AuthenticatorType = keyof typeof AuthenticatorSchemas;
 export type AuthenticatorConfigOf<T extends AuthenticatorType> = Static<(typeof AuthenticatorSchemas)[T]>;
@@ -257,6 +273,8 @@ export const ConfigSchema = Strict(
         ),
       }),
     ),
+    // Django drop-in (SPEC 3.2): settings.SECRET_KEY, or a list whose rest is SECRET_KEY_FALLBACKS.
+    django: Type.Optional(Strict({ secretKey: Type.Union([Secret, Type.Array(Secret, { minItems: 1 })]) })),
     routes: Type.Array(RouteSchema),
   },
   { $id: 'https://authgate.dev/schema/authgate.schema.json', title: 'authgate configuration' },

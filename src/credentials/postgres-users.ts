@@ -30,10 +30,42 @@ const SELECT_USER = `
     LEFT JOIN auth_user_groups ug ON ug.user_id = u.id
     LEFT JOIN auth_group g ON g.id = ug.group_id`;
 const BY_USERNAME = `${SELECT_USER} WHERE u.username = $1 GROUP BY u.id`;
+// The Django drop-in (SPEC 3.2) finds users by primary key; the raw password column is kept for
+// get_session_auth_hash, which HMACs it even when it is unusable ('!...').
+const BY_ID = `${SELECT_USER.replace('SELECT u.username', 'SELECT u.id::text AS id, u.username')} WHERE u.id = $1 GROUP BY u.id`;
+const SESSION_ROW_EXPIRY = 'SELECT session_data, extract(epoch FROM expire_date)::float8 AS expires FROM django_session WHERE session_key = $1 AND expire_date > now()';
+const DRF_TOKEN = 'SELECT key, user_id::text AS user_id, extract(epoch FROM created)::float8 AS created FROM authtoken_token WHERE key = $1';
+
+/** Django's auth_user.id is an integer (AutoField / BigAutoField): anything else finds nobody. */
+const DJANGO_ID = /^[1-9][0-9]{0,17}$/;
+
+/** A Django user as the drop-in authenticators need it: the record plus what Django hashes. */
+export interface DjangoUser {
+  readonly id: string;
+  readonly record: UserRecord;
+  /** auth_user.password as stored (may be '' or '!…'); never logged. */
+  readonly password: string;
+}
+
+/** A live django_session row. */
+export interface DjangoSessionRow {
+  readonly data: string;
+  /** expire_date (epoch seconds). */
+  readonly expires: number;
+}
+
+/** An authtoken_token row (DRF keeps the key in clear). */
+export interface DrfTokenRow {
+  readonly key: string;
+  readonly userId: string;
+  /** created (epoch seconds). */
+  readonly created: number;
+}
 // Django does not make emails unique: two matches mean the email designates nobody.
 const BY_EMAIL = `${SELECT_USER} WHERE lower(u.email) = lower($1) GROUP BY u.id LIMIT 2`;
 
 interface AuthUserRow {
+  id?: string;
   username: string;
   email: string | null;
   password: string | null;
@@ -55,9 +87,12 @@ export class PostgresUserDirectory implements UserDirectory {
   readonly #cacheTtlMs: number;
   readonly #found: LRUCache<string, UserRecord>;
   readonly #unknown: LRUCache<string, true>;
+  readonly #byId: LRUCache<string, DjangoUser | false>;
+  readonly #idInFlight = new Map<string, Promise<DjangoUser | undefined>>();
   readonly #inFlight = new Map<string, Promise<UserRecord | undefined>>();
   readonly #maxInFlight: number;
   readonly #listeners = new Set<(username?: string) => void>();
+  readonly #unknownTtlMs: number;
   #down = false;
 
   constructor(opts: PostgresUsersOptions) {
@@ -70,6 +105,9 @@ export class PostgresUserDirectory implements UserDirectory {
     this.#maxInFlight = max;
     this.#found = new LRUCache({ max, ttl: Math.max(1, this.#cacheTtlMs) });
     this.#unknown = new LRUCache({ max, ttl: Math.max(1, opts.negativeTtlMs ?? Math.min(this.#cacheTtlMs, 5000)) });
+    // Found users for cacheTtl; an unknown id as briefly as an unknown name.
+    this.#byId = new LRUCache({ max, ttl: Math.max(1, this.#cacheTtlMs) });
+    this.#unknownTtlMs = Math.max(1, opts.negativeTtlMs ?? Math.min(this.#cacheTtlMs, 5000));
     const queryTimeout = opts.queryTimeoutMs ?? 5000;
     this.#pool = new pg.Pool({
       connectionString: opts.url,
@@ -99,6 +137,54 @@ export class PostgresUserDirectory implements UserDirectory {
     return this.#cached(`u:${username}`, () => this.#query(BY_USERNAME, username));
   }
 
+  /** How long found users are cached (ms): the Django drop-in's caches hold no longer. */
+  get cacheTtlMs(): number {
+    return this.#cacheTtlMs;
+  }
+
+  /** A Django user by auth_user.id, cached like `get` (no round trip while warm). */
+  async getById(id: string): Promise<DjangoUser | undefined> {
+    if (!DJANGO_ID.test(id)) return undefined;
+    if (this.#cacheTtlMs > 0) {
+      const hit = this.#byId.get(id);
+      if (hit !== undefined) return hit === false ? undefined : hit;
+    }
+    const pending = this.#idInFlight.get(id);
+    if (pending) return pending;
+    const run = this.#rows<AuthUserRow>(BY_ID, id).then((rows) => {
+      const row = rows.length === 1 ? rows[0]! : undefined;
+      const record = row ? this.#toRecord(row) : undefined;
+      const user = row && record ? Object.freeze({ id, record, password: row.password ?? '' }) : undefined;
+      if (this.#cacheTtlMs > 0) {
+        if (user) this.#byId.set(id, user);
+        else this.#byId.set(id, false, { ttl: this.#unknownTtlMs });
+      }
+      return user;
+    });
+    if (this.#idInFlight.size < this.#maxInFlight) {
+      this.#idInFlight.set(id, run);
+      void run.then(
+        () => this.#idInFlight.delete(id),
+        () => this.#idInFlight.delete(id),
+      );
+    }
+    return run;
+  }
+
+  /** The django_session row for a session key, if it exists and has not expired (uncached: the caller caches). */
+  async djangoSession(sessionKey: string): Promise<DjangoSessionRow | undefined> {
+    const rows = await this.#rows<{ session_data: string; expires: number }>(SESSION_ROW_EXPIRY, sessionKey);
+    const row = rows[0];
+    return row ? { data: row.session_data, expires: row.expires } : undefined;
+  }
+
+  /** The authtoken_token row for a DRF key (uncached: the caller caches by a keyed hash). */
+  async drfToken(key: string): Promise<DrfTokenRow | undefined> {
+    const rows = await this.#rows<{ key: string; user_id: string; created: number }>(DRF_TOKEN, key);
+    const row = rows[0];
+    return row ? { key: row.key, userId: row.user_id, created: Math.floor(row.created) } : undefined;
+  }
+
   onChange(listener: (username?: string) => void): () => void {
     this.#listeners.add(listener);
     return () => void this.#listeners.delete(listener);
@@ -106,8 +192,13 @@ export class PostgresUserDirectory implements UserDirectory {
 
   /** Drops cached records (one user's, or all) and tells listeners; e.g. on a `users:changed` message. */
   invalidate(username?: string): void {
-    if (username === undefined) this.#found.clear();
-    else for (const [key, record] of this.#found.entries()) if (record.username === username) this.#found.delete(key);
+    if (username === undefined) {
+      this.#found.clear();
+      this.#byId.clear();
+    } else {
+      for (const [key, record] of this.#found.entries()) if (record.username === username) this.#found.delete(key);
+      for (const [key, user] of this.#byId.entries()) if (user === false || user.record.username === username) this.#byId.delete(key);
+    }
     // Any unknown name may now exist.
     this.#unknown.clear();
     for (const listener of this.#listeners) {
@@ -146,9 +237,16 @@ export class PostgresUserDirectory implements UserDirectory {
   }
 
   async #query(sql: string, value: string): Promise<UserRecord | undefined> {
-    let rows: AuthUserRow[];
+    const rows = await this.#rows<AuthUserRow>(sql, value);
+    if (rows.length !== 1) return undefined;
+    return this.#toRecord(rows[0]!);
+  }
+
+  /** One parameterised query; a database failure fails closed (StoreUnavailableError). */
+  async #rows<T extends pg.QueryResultRow>(sql: string, value: string): Promise<T[]> {
+    let rows: T[];
     try {
-      rows = (await this.#pool.query<AuthUserRow>(sql, [value])).rows;
+      rows = (await this.#pool.query<T>(sql, [value])).rows;
     } catch (err) {
       if (!this.#down) this.#log.error({ users: 'postgres', err: err instanceof Error ? err.message : String(err) }, 'postgres users unavailable');
       this.#down = true;
@@ -158,8 +256,7 @@ export class PostgresUserDirectory implements UserDirectory {
     }
     if (this.#down) this.#log.info({ users: 'postgres' }, 'postgres users available again');
     this.#down = false;
-    if (rows.length !== 1) return undefined;
-    return this.#toRecord(rows[0]!);
+    return rows;
   }
 
   #toRecord(row: AuthUserRow): UserRecord | undefined {

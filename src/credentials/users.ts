@@ -113,3 +113,9 @@ export async function createUserDirectory(cfg: Config, opts: UserDirectoryOption
 
   return new EmptyDirectory();
 }
+
+/** The Django database behind `users.postgres` (preset django), for the Django drop-in (SPEC 3.2). */
+export function djangoDatabase(users: UserDirectory): PostgresUserDirectory | undefined {
+  const inner = users instanceof SubscribedDirectory ? users.inner : users;
+  return inner instanceof PostgresUserDirectory ? inner : undefined;
+}

@@ -22,6 +22,8 @@ export interface RouteData {
   readonly passCredentials: boolean;
   /** Header names (lower case) of API keys the chain consumes; removed before forwarding. */
   readonly credentialHeaders: readonly string[];
+  /** Cookie names (e.g. Django's sessionid) the chain consumes; removed like the gateway's own. */
+  readonly credentialCookies?: readonly string[] | undefined;
   readonly websocket: boolean;
   readonly timeoutMs: number | undefined;
   readonly config: RouteConfig;
@@ -109,5 +111,5 @@ export class Decider {
 
 /** Identities carried by the browser session cookie: CSRF applies to them. */
 export function isSessionMethod(method: string): boolean {
-  return method === 'session' || method.startsWith('oidc:');
+  return method === 'session' || method === 'django-session' || method.startsWith('oidc:');
 }

@@ -10,6 +10,8 @@ import { createPluginAuthenticator } from './authenticators/plugin.js';
 import { createBasicAuthenticator } from './authenticators/basic.js';
 import { createApiKeyAuthenticator } from './authenticators/apikey.js';
 import { createJwtAuthenticator } from './authenticators/jwt.js';
+import { createSimpleJwtAuthenticator } from './authenticators/simplejwt.js';
+import { createDjangoSessionAuthenticator } from './authenticators/django-session.js';
 
 export type AuthenticatorFactory = (name: string, cfg: AuthenticatorConfig, ctx: GatewayContext) => Authenticator | Promise<Authenticator>;
 
@@ -21,5 +23,9 @@ export const AUTHENTICATOR_FACTORIES: Partial<Record<AuthenticatorType, Authenti
   plugin: (name, cfg, ctx) => createPluginAuthenticator(name, cfg as AuthenticatorConfigOf<'plugin'>, ctx),
   basic: (name, cfg, ctx) => createBasicAuthenticator(name, cfg as AuthenticatorConfigOf<'basic'>, ctx),
   apikey: (name, cfg, ctx) => createApiKeyAuthenticator(name, cfg as AuthenticatorConfigOf<'apikey'>, ctx),
-  jwt: (name, cfg, ctx) => createJwtAuthenticator(name, cfg as AuthenticatorConfigOf<'jwt'>, ctx),
+  jwt: (name, cfg, ctx) => {
+    const c = cfg as AuthenticatorConfigOf<'jwt'>;
+    return c.preset === 'simplejwt' ? createSimpleJwtAuthenticator(name, c, ctx) : createJwtAuthenticator(name, c, ctx);
+  },
+  'django-session': (name, cfg, ctx) => createDjangoSessionAuthenticator(name, cfg as AuthenticatorConfigOf<'django-session'>, ctx),
 };

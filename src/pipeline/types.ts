@@ -13,7 +13,7 @@ export interface Identity {
   readonly email?: string | undefined;
   readonly groups: readonly string[];
   readonly scopes: readonly string[];
-  /** basic | session | token | jwt | apikey | introspection | oidc:<name> | plugin:<name> */
+  /** basic | session | django-session | token | jwt | apikey | introspection | oidc:<name> | plugin:<name> */
   readonly method: string;
   /** Config name of the authenticator instance that produced this identity. */
   readonly authenticator: string;

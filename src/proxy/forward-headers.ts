@@ -28,6 +28,8 @@ export interface ForwardContext {
   stripCredentials: boolean;
   credentialHeaders: readonly string[];
   sessionCookie: string;
+  /** Other consumed session cookies (django-session), removed with it. */
+  credentialCookies?: readonly string[] | undefined;
   assertion?: string | undefined;
 }
 
@@ -55,6 +57,13 @@ export function rewriteForwardHeaders(headers: IncomingHttpHeaders, fc: ForwardC
     const cookie = headers.cookie;
     if (cookie !== undefined && cookie.includes(fc.sessionCookie)) {
       const kept = removeCookie(cookie, fc.sessionCookie);
+      if (kept === '') delete headers.cookie;
+      else headers.cookie = kept;
+    }
+    for (const name of fc.credentialCookies ?? []) {
+      const c = headers.cookie;
+      if (c === undefined || !c.includes(name)) continue;
+      const kept = removeCookie(c, name);
       if (kept === '') delete headers.cookie;
       else headers.cookie = kept;
     }

@@ -82,6 +82,7 @@ async function run(u: UpgradeContext, req: IncomingMessage, socket: Duplex, head
     stripCredentials: !data.passCredentials,
     credentialHeaders: data.credentialHeaders,
     sessionCookie: u.sessionCookie,
+    credentialCookies: data.credentialCookies,
     assertion: decision.identity && u.assertion ? u.assertion.assertionFor(decision.identity, route.name) : undefined,
   }, u.identityHeaders);
   headers.connection = 'Upgrade';

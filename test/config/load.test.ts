@@ -92,7 +92,7 @@ t.test('bad enum, unknown authenticator type, invalid authenticator name', async
   const errors = await errorsOf(t, `store:\n  driver: mongo\nauthenticators:\n  x: { type: ldap }\n  bad name: { type: session }\n${ROUTE}`);
   t.same(errors, [
     '2:11: store.driver: must be one of: memory, sqlite, redis',
-    '4:14: authenticators.x.type: must be one of: anonymous, basic, session, token, jwt, apikey, introspection, oidc, plugin',
+    '4:14: authenticators.x.type: must be one of: anonymous, basic, session, token, jwt, apikey, introspection, oidc, plugin, django-session',
     "5:3: authenticators.bad name: invalid name 'bad name': may contain only letters, digits, '.', '_' and '-'",
   ]);
 });

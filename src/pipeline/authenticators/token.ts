@@ -1,10 +1,13 @@
 // `token`: the gateway's opaque API tokens (DRF TokenAuthentication). Mine: `Authorization:
 // Token <key>`, or `Bearer <key>` when the key carries the configured prefix (SPEC 4); any other
-// Bearer value is left to the jwt/introspection authenticators of the chain.
+// Bearer value is left to the jwt/introspection authenticators of the chain. With
+// `source: django` (SPEC 3.2) a DRF key (40 hex) is looked up in authtoken_token instead.
 import type { AuthenticatorConfigOf } from '../../config/schema.js';
 import type { GatewayContext } from '../../context.js';
 import { StoreUnavailableError } from '../../errors.js';
 import { acquireApiTokens, type ApiTokenService } from '../../tokens/api-tokens.js';
+import { DrfTokens, isDrfKey } from '../../tokens/drf-tokens.js';
+import { requireDjangoDatabase } from './django-session.js';
 import { authenticated, NOT_MINE, rejected, type Authenticator, type AuthOutcome, type AuthRequest } from '../types.js';
 
 /** Longer Authorization values are no token of ours; refused without hashing. */
@@ -22,12 +25,40 @@ export function parseTokenAuthorization(header: string | undefined, service: Pic
   return undefined;
 }
 
-export function createTokenAuthenticator(name: string, _cfg: AuthenticatorConfigOf<'token'>, ctx: GatewayContext): Authenticator {
+export function createTokenAuthenticator(name: string, cfg: AuthenticatorConfigOf<'token'>, ctx: GatewayContext): Authenticator {
+  const drf = cfg.source === 'django' ? new DrfTokens(requireDjangoDatabase(ctx, name), ctx) : undefined;
   const { service, release } = acquireApiTokens(ctx);
+  const unsubscribe = drf ? ctx.users.onChange(() => drf.clear()) : undefined;
+
+  async function authenticateDrf(key: string, tokens: DrfTokens): Promise<AuthOutcome> {
+    let verdict;
+    try {
+      verdict = await tokens.verify(key);
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) return rejected('store_unavailable');
+      throw err;
+    }
+    if (!verdict.ok) return rejected(verdict.code);
+    const { user, row } = verdict;
+    return authenticated({
+      user: user.username,
+      email: user.email,
+      groups: user.groups,
+      scopes: [],
+      method: 'token',
+      authenticator: name,
+      mfa: false,
+      amr: ['token'],
+      authTime: row.created,
+      subject: user.username,
+      tokenId: verdict.handle,
+    });
+  }
 
   async function authenticate(request: AuthRequest): Promise<AuthOutcome> {
     const key = parseTokenAuthorization(request.headers.authorization, service);
     if (key === undefined) return NOT_MINE;
+    if (drf && isDrfKey(key) && !service.isWellFormed(key)) return authenticateDrf(key, drf);
     if (key.length === 0 || key.length > MAX_KEY_LENGTH || !service.isWellFormed(key)) return rejected('invalid_token');
     let verdict;
     try {
@@ -59,6 +90,9 @@ export function createTokenAuthenticator(name: string, _cfg: AuthenticatorConfig
     type: 'token',
     authenticate,
     challenge: () => 'Token',
-    close: release,
+    close: () => {
+      unsubscribe?.();
+      return release();
+    },
   };
 }

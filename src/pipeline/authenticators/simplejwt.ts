@@ -1,0 +1,116 @@
+// `jwt` with `preset: simplejwt` (SPEC 3.2): access tokens djangorestframework-simplejwt issued
+// with its defaults — HS256 under SIGNING_KEY (django.secretKey's current key, or `secret:`).
+// The verifier is bound to that one secret and that one algorithm: no public key, no `alg` from
+// the token ever chooses how it is checked (HS/RS confusion, `none`). `token_type` must be
+// "access" (a refresh token is refused), `exp` is required, and the user is the Django user named
+// by the `user_id` claim (USER_ID_CLAIM), read through the directory's cache so its current
+// is_active holds within users.postgres.cacheTtl.
+//
+// Mine: a Bearer compact JWS whose unverified payload has a `token_type` and the configured
+// `issuer` (simplejwt's ISSUER; none by default) — so the gateway's own JWTs and other issuers'
+// tokens in the same chain go on to their authenticators.
+import { createDecoder, createVerifier, TokenError } from 'fast-jwt';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { AuthenticatorConfigOf } from '../../config/schema.js';
+import type { GatewayContext } from '../../context.js';
+import { djangoSecretKeys } from '../../credentials/django.js';
+import { StoreUnavailableError } from '../../errors.js';
+import { durationMs } from '../../util/duration.js';
+import { requireDjangoDatabase } from './django-session.js';
+import { authenticated, NOT_MINE, rejected, type Authenticator, type AuthOutcome, type AuthRequest, type Rejected } from '../types.js';
+
+/** Longer bearer values are not simplejwt access tokens; they go on down the chain unparsed. */
+const MAX_TOKEN_LENGTH = 8 * 1024;
+const VERIFIER_CACHE_SIZE = 10_000;
+const MAX_CLOCK_TOLERANCE_MS = 60_000;
+const JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+type Payload = Record<string, unknown>;
+
+function bearer(request: AuthRequest): string | undefined {
+  const auth = request.headers.authorization;
+  if (typeof auth !== 'string' || auth.length < 8 || auth.slice(0, 7).toLowerCase() !== 'bearer ') return undefined;
+  const value = auth.slice(7).trim();
+  return value.length > 0 && value.length <= MAX_TOKEN_LENGTH && JWS.test(value) ? value : undefined;
+}
+
+export function createSimpleJwtAuthenticator(name: string, cfg: AuthenticatorConfigOf<'jwt'>, ctx: GatewayContext): Authenticator {
+  const db = requireDjangoDatabase(ctx, name);
+  const secret = cfg.secret === undefined ? djangoSecretKeys(ctx.config, ctx.configDir)[0] : typeof cfg.secret === 'string' ? cfg.secret : readFileSync(resolve(ctx.configDir, cfg.secret.file), 'utf8').trim();
+  if (secret === undefined) throw new Error(`authenticators.${name}: preset simplejwt needs django.secretKey or secret`);
+  // `issuer` is optional for this preset although the shared config type says string.
+  const issuer = (cfg as { issuer?: string }).issuer;
+  const userIdClaim = cfg.userIdClaim ?? 'user_id';
+  const decode = createDecoder({ complete: false });
+  const verify = createVerifier({
+    key: secret,
+    algorithms: ['HS256'],
+    requiredClaims: ['exp', 'token_type', userIdClaim],
+    ...(issuer !== undefined ? { allowedIss: issuer } : {}),
+    ...(cfg.audience !== undefined ? { allowedAud: cfg.audience } : {}),
+    // simplejwt's LEEWAY defaults to 0.
+    clockTolerance: Math.min(durationMs(cfg.clockTolerance, 0), MAX_CLOCK_TOLERANCE_MS),
+    cache: VERIFIER_CACHE_SIZE,
+  }) as (token: string) => Payload;
+
+  function isMine(token: string): boolean {
+    let payload: unknown;
+    try {
+      payload = decode(token);
+    } catch {
+      return false;
+    }
+    if (payload === null || typeof payload !== 'object') return false;
+    const p = payload as Payload;
+    return typeof p.token_type === 'string' && p.iss === issuer;
+  }
+
+  async function authenticate(request: AuthRequest): Promise<AuthOutcome> {
+    const token = bearer(request);
+    if (token === undefined || !isMine(token)) return NOT_MINE;
+    let payload: Payload;
+    try {
+      payload = verify(token);
+    } catch (err) {
+      if (err instanceof TokenError && err.code === TokenError.codes.expired) return rejected('token_expired');
+      return rejected('invalid_token');
+    }
+    if (payload.token_type !== 'access') return rejected('invalid_token', 'Only access tokens are accepted.');
+    const claim = payload[userIdClaim];
+    const userId = typeof claim === 'number' && Number.isSafeInteger(claim) ? String(claim) : typeof claim === 'string' ? claim : undefined;
+    if (userId === undefined) return rejected('invalid_token');
+    let user;
+    try {
+      user = await db.getById(userId);
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) return rejected('store_unavailable');
+      throw err;
+    }
+    // simplejwt's JWTAuthentication.get_user: unknown or inactive users are refused.
+    if (!user || user.record.disabled) return rejected('invalid_token', 'The token user is not active.');
+    const record = user.record;
+    const iat = typeof payload.iat === 'number' && Number.isFinite(payload.iat) ? Math.floor(payload.iat) : 0;
+    return authenticated({
+      user: record.username,
+      email: record.email,
+      groups: record.groups,
+      scopes: [],
+      method: 'jwt',
+      authenticator: name,
+      mfa: false,
+      amr: ['jwt'],
+      authTime: iat,
+      subject: record.username,
+      tokenId: typeof payload.jti === 'string' && payload.jti.length <= 128 ? payload.jti : undefined,
+      expiresAt: typeof payload.exp === 'number' ? payload.exp : undefined,
+    });
+  }
+
+  return {
+    name,
+    type: 'jwt',
+    authenticate,
+    challenge: (rejection?: Rejected) => (rejection === undefined ? 'Bearer realm="authgate"' : 'Bearer realm="authgate", error="invalid_token"'),
+  };
+}
