@@ -5,7 +5,7 @@
 // to its own subscribers at once and drops its own echo.
 import { randomBytes } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
-import { errorSummary, normalizeTtl, OutageLog, Subscribers, unavailable, type StoreLogger } from './index.js';
+import { errorSummary, normalizeTtl, OutageLog, Subscribers, unavailable, type StoreLogger } from './shared.js';
 import { RESYNC_CHANNEL, type Store } from './types.js';
 
 const CONNECT_TIMEOUT_MS = 2_000;
