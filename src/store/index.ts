@@ -3,7 +3,8 @@
 // no driver imports this module back (no import circle).
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import type { StoreConfig } from '../config/schema.js';
+import type { Secret, StoreConfig } from '../config/schema.js';
+import type { RedisTarget } from './redis.js';
 import { DEFAULT_MEMORY_MAX_ENTRIES, type StoreLogger } from './shared.js';
 import type { Store } from './types.js';
 
@@ -33,12 +34,23 @@ export async function createStore(cfg: StoreConfig | undefined, opts: StoreOptio
       return new SqliteStore({ path, log: opts.log });
     }
     case 'redis': {
-      const { RedisStore } = await import('./redis.js');
-      const secret = cfg?.redis?.url;
-      if (secret === undefined) throw new Error('store.redis.url is required for the redis store');
+      const { RedisStore, parseRedisNode } = await import('./redis.js');
+      const redis = cfg?.redis;
       // The config loader normally resolves { file } secrets; accept an unresolved one too.
-      const url = typeof secret === 'string' ? secret : readFileSync(resolve(opts.configDir, secret.file), 'utf8').trim();
-      const store = new RedisStore({ url, keyPrefix: cfg?.redis?.keyPrefix ?? DEFAULT_REDIS_PREFIX, log: opts.log });
+      const read = (secret: Secret): string => (typeof secret === 'string' ? secret : readFileSync(resolve(opts.configDir, secret.file), 'utf8').trim());
+      const password = redis?.password === undefined ? {} : { password: read(redis.password) };
+      let target: RedisTarget;
+      if (redis?.sentinels !== undefined) {
+        if (redis.name === undefined) throw new Error('store.redis.name is required with sentinels');
+        target = { sentinels: redis.sentinels.map(parseRedisNode), name: redis.name, ...password };
+      } else if (redis?.cluster !== undefined) {
+        target = { cluster: redis.cluster.map(parseRedisNode), ...password };
+      } else if (redis?.url !== undefined) {
+        target = { url: read(redis.url) };
+      } else {
+        throw new Error('store.redis needs url, sentinels or cluster');
+      }
+      const store = new RedisStore({ ...target, keyPrefix: redis?.keyPrefix ?? DEFAULT_REDIS_PREFIX, log: opts.log });
       await store.connected();
       return store;
     }
