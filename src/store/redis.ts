@@ -114,8 +114,9 @@ function openClient(opts: RedisStoreOptions): Client {
       sentinels: opts.sentinels,
       name: opts.name,
       ...(opts.password === undefined ? {} : { password: opts.password }),
-      // Watch the sentinels' +switch-master so a planned failover moves over at once.
-      failoverDetector: true,
+      // No failoverDetector: its sentinel connections have no error listener (ioredis prints every
+      // failed reconnect). A failover is noticed anyway: the sentinels kill the old primary's
+      // clients, and a READONLY reply reconnects (reconnectOnError).
       sentinelRetryStrategy: (attempt) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS),
     });
   }
