@@ -37,12 +37,10 @@ t.test('sentinel failover: fail closed during the switch, then sessions, tokens 
   const ended = cookieValue(await login())!;
   t.equal((await call(`${a.url}/.auth/logout`, { method: 'POST', headers: asCookie(ended) })).status, 204);
   const token = await newToken();
-  const revoked = await newToken();
-  const listed = await call(`${a.url}/.auth/tokens`, { headers: asCookie(session) });
-  const ids = listed.json<{ tokens: { id: string }[] }>().tokens.map((x) => x.id);
-  t.equal(ids.length, 2, 'two tokens listed');
-  // Which id is `revoked`: the newest (tokens are listed oldest first).
-  const del = await call(`${a.url}/.auth/tokens/${ids[1]!}`, { method: 'DELETE', headers: { ...asCookie(session), origin: a.url } });
+  const made = await call(`${a.url}/.auth/tokens`, { method: 'POST', headers: { ...json, ...asCookie(session), origin: a.url }, body: JSON.stringify({ name: 'to-revoke' }) });
+  t.equal(made.status, 201, 'a token made through the session');
+  const { id: revokedId, token: revoked } = made.json<{ id: string; token: string }>();
+  const del = await call(`${a.url}/.auth/tokens/${revokedId}`, { method: 'DELETE', headers: { ...asCookie(session), origin: a.url } });
   t.equal(del.status, 204, 'token revoked');
   t.equal((await call(`${a.url}/app/x`, { headers: asToken(revoked) })).status, 401, 'the revoked token is refused before the failover');
   t.equal((await call(`${a.url}/app/x`, { headers: asToken(token) })).status, 200);
