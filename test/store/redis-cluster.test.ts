@@ -1,11 +1,12 @@
 // The store contract against a real three-node Redis Cluster (SPEC 8: store.redis.cluster),
 // started by this test on free ports: Lua scripts, pub/sub between instances and expiry all
-// hold when keys spread over the nodes' hash slots.
+// hold when keys spread over the nodes' hash slots; and two gateways share sessions through it.
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { Redis } from 'ioredis';
 import { createStore } from '../../src/store/index.js';
-import { makeTempDir } from '../helpers/gateway.js';
+import { makeTempDir, startTestEcho, startTestGateway, waitFor as gatewayWaitFor } from '../helpers/gateway.js';
+import { call, me, signIn, usersFile } from '../sessions/_browser.js';
 import { redisCommand, startRedisCluster } from '../helpers/redis.js';
 import { captureLog, storeContract, waitFor } from './contract.js';
 
@@ -58,4 +59,24 @@ t.test('keys land on every node, and a message published through one node reache
     await raw.publish(`${prefix}inv`, `via-${n.port}`);
   }
   t.ok(await waitFor(() => nodes.every((n) => got.includes(`via-${n.port}`)), 3000), 'messages published on each node arrive');
+});
+
+t.test('two gateways on the cluster: a session from A works on B; a logout on A is refused by B within 1 s', async (t) => {
+  const echo = await startTestEcho(t);
+  const config = {
+    users: { file: './users.yaml' },
+    store: { driver: 'redis', redis: { cluster: seeds, keyPrefix: `gw:${randomUUID()}:` } },
+    authenticators: { web: { type: 'session' } },
+    routes: [{ name: 'app', match: { path: '/app/**' }, upstream: echo.url, auth: ['web'] }],
+  };
+  const files = { 'users.yaml': await usersFile() };
+  const a = await startTestGateway(t, config, { files, logLevel: 'warn' });
+  const b = await startTestGateway(t, config, { files, logLevel: 'warn' });
+  const cookie = await signIn(a.url);
+  const onB = () => call(`${b.url}/app/x`, { headers: { cookie: `authgate_session=${cookie}` } });
+  t.equal((await onB()).status, 200, 'made on A, accepted (and now cached) by B');
+  t.equal((await call(`${a.url}/.auth/logout`, { method: 'POST', headers: { cookie: `authgate_session=${cookie}` } })).status, 204);
+  const at = Date.now();
+  t.ok(await gatewayWaitFor(async () => (await onB()).status === 401, 1000, 10), `B refuses it within 1 s (${Date.now() - at} ms)`);
+  t.equal((await me(a.url, cookie)).status, 401);
 });
