@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import type pino from 'pino';
 import { loadConfig } from './config/load.js';
 import type { ServerConfig } from './config/schema.js';
+import { aggregateWorkerMetrics } from './ops/cluster-metrics.js';
 import { createLogger } from './ops/logger.js';
 import { durationMs } from './util/duration.js';
 
@@ -133,6 +134,7 @@ export async function startClusterIfConfigured(configFile: string, opts: { logge
     };
     readyListeners.add(onReady);
   });
+  aggregateWorkerMetrics();
   for (let i = 0; i < count; i++) fork();
   await Promise.race([workersUp, startupFailed]);
   log.info({ workers: count }, 'authgate cluster started');

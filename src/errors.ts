@@ -99,7 +99,3 @@ export function sendProblem(
   if (headers) for (const [k, v] of Object.entries(headers)) reply.header(k, v);
   return reply.send(JSON.stringify(body));
 }
-
-export function sendError(reply: FastifyReply, err: GatewayError): FastifyReply {
-  return sendProblem(reply, err.code, err.detail, err.headers);
-}

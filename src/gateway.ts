@@ -6,6 +6,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { basename, dirname } from 'node:path';
 import type pino from 'pino';
 import { announceWorkerReady, clusterWorkerLogger, startClusterIfConfigured } from './cluster.js';
+import { serveWorkerMetrics } from './ops/cluster-metrics.js';
 import { ConfigError, loadConfig, type LoadedConfig } from './config/load.js';
 import { problemBody } from './errors.js';
 import { createLogger } from './ops/logger.js';
@@ -208,6 +209,7 @@ export async function runGateway(opts: { configFile: string }): Promise<{ close(
   if (primary) return primary;
   const logger = await clusterWorkerLogger(opts.configFile);
   const gw = await startGateway({ configFile: opts.configFile, watchConfig: true, ...(logger ? { logger } : {}) });
+  serveWorkerMetrics(() => gw.current().metrics.registry);
   announceWorkerReady();
   const stop = (signal: string) => {
     gw.logger.info({ signal }, 'draining');

@@ -18,6 +18,7 @@ import { loadSigningKeys } from './credentials/keys.js';
 import { ENDPOINT_PLUGINS } from './endpoints/index.js';
 import { GatewayError, sendProblem, type ErrorCode } from './errors.js';
 import { Metrics } from './ops/metrics.js';
+import { isClusterWorker, scrapeCluster } from './ops/cluster-metrics.js';
 import { createAnonymousAuthenticator } from './pipeline/authenticators/anonymous.js';
 import { compileRequirements, runChain } from './pipeline/chain.js';
 import { Decider, REFUSED_METHODS, type Decision, type RouteData } from './pipeline/decide.js';
@@ -481,7 +482,15 @@ async function assemble(
     const r = await readiness();
     return reply.code(r.ok ? 200 : 503).header('cache-control', 'no-store').send(r.body);
   });
-  admin.get('/metrics', async (_request, reply) => reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics()));
+  admin.get('/metrics', async (_request, reply) => {
+    // In a cluster worker, the primary sums every worker's metrics (ops/cluster-metrics.ts).
+    if (!isClusterWorker()) return reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics());
+    try {
+      return reply.header('content-type', metrics.registry.contentType).send(await scrapeCluster());
+    } catch {
+      return sendProblem(reply, 'service_unavailable', 'Metrics from the other workers are not available.');
+    }
+  });
 
   async function readiness(): Promise<{ ok: boolean; body: { status: string; checks: Record<string, string> } }> {
     const checks: Record<string, string> = {};

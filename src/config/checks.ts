@@ -141,6 +141,15 @@ export async function checkConfig(config: Config, dir: string): Promise<ConfigIs
     const url = validUrl(store.redis.url);
     if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:')) add(['store', 'redis', 'url'], 'must be a redis:// or rediss:// URL');
   }
+  if (store && isPlainObject(store.redis)) {
+    // One way to reach Redis: a URL, Sentinel (sentinels + name) or Cluster.
+    const r = store.redis;
+    const ways = ['url', 'sentinels', 'cluster'].filter((k) => r[k] !== undefined);
+    if (ways.length !== 1) add(['store', 'redis'], 'needs exactly one of url, sentinels (with name) or cluster');
+    if (r.sentinels !== undefined && !str(r.name)) add(['store', 'redis', 'name'], 'is required with sentinels (the master group name)');
+    if (r.name !== undefined && r.sentinels === undefined) add(['store', 'redis', 'name'], 'is only used with sentinels');
+    if (r.password !== undefined && r.url !== undefined) add(['store', 'redis', 'password'], 'goes in the url when url is used');
+  }
 
   // users
   const users = isPlainObject(cfg.users) ? cfg.users : {};

@@ -39,10 +39,23 @@ export const ServerSchema = Strict({
   logLevel: Type.Optional(Type.String({ enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] })),
 });
 
+/** A Redis Sentinel or Cluster node as host:port. */
+const RedisNode = Type.String({ pattern: '^[^\\s:]+:[0-9]{1,5}$', description: 'host:port' });
+
 export const StoreSchema = Strict({
   driver: Type.String({ enum: ['memory', 'sqlite', 'redis'], default: 'sqlite' }),
   sqlite: Type.Optional(Strict({ path: Type.String({ default: './data/authgate.db' }) })),
-  redis: Type.Optional(Strict({ url: Secret, keyPrefix: Type.Optional(Type.String({ default: 'authgate:' })) })),
+  redis: Type.Optional(
+    Strict({
+      url: Type.Optional(Secret),
+      keyPrefix: Type.Optional(Type.String({ default: 'authgate:' })),
+      // Redis Sentinel / Cluster (SPEC 8): exactly one of url, sentinels (+ name) or cluster.
+      sentinels: Type.Optional(Type.Array(RedisNode, { minItems: 1, description: 'Sentinel addresses; the primary is looked up by `name`' })),
+      name: Type.Optional(Type.String({ minLength: 1, description: 'The Sentinel master group name' })),
+      cluster: Type.Optional(Type.Array(RedisNode, { minItems: 1, description: 'Redis Cluster seed nodes' })),
+      password: Type.Optional(Secret),
+    }),
+  ),
   memory: Type.Optional(Strict({ maxEntries: Type.Optional(Type.Integer({ minimum: 100 })) })),
 });
 

@@ -5,7 +5,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import type { LoginConfig } from '../config/schema.js';
 import type { Lockout, LockState } from '../context.js';
 import type { Store } from '../store/types.js';
-import { unavailable } from '../store/index.js';
+import { unavailable } from '../store/shared.js';
 import { durationMs } from '../util/duration.js';
 import { sha256Hex } from '../util/secure.js';
 

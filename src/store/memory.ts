@@ -1,7 +1,7 @@
 // In-process store (SPEC 8): for tests and throwaway runs. Everything lives in bounded LRU caches,
 // so under pressure the least recently used entries are evicted; state is lost on restart.
 import { LRUCache } from 'lru-cache';
-import { DEFAULT_MEMORY_MAX_ENTRIES, normalizeTtl, Subscribers, unavailable, type StoreLogger } from './index.js';
+import { DEFAULT_MEMORY_MAX_ENTRIES, normalizeTtl, Subscribers, unavailable, type StoreLogger } from './shared.js';
 import type { Store } from './types.js';
 
 /** Members kept per index; past it the oldest member is dropped. */

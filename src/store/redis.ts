@@ -3,9 +3,13 @@
 // client keeps reconnecting in the background and everything resumes when Redis returns.
 // Publish goes through Redis pub/sub on a second connection; the publishing instance delivers
 // to its own subscribers at once and drops its own echo.
+// Besides one server (url), it reaches Redis Sentinel (the primary is asked of the sentinels, and
+// asked again after a failover) or Redis Cluster. Every operation here touches a single key
+// (each Lua script declares exactly one), so no operation spans hash slots; a plain PUBLISH in a
+// Cluster reaches the subscribers on every node.
 import { randomBytes } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
-import { errorSummary, normalizeTtl, OutageLog, Subscribers, unavailable, type StoreLogger } from './index.js';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { errorSummary, normalizeTtl, OutageLog, Subscribers, unavailable, type StoreLogger } from './shared.js';
 import { RESYNC_CHANNEL, type Store } from './types.js';
 
 const CONNECT_TIMEOUT_MS = 2_000;
@@ -49,21 +53,80 @@ interface ScriptCommands {
   authgateIndexAdd(key: string, member: string, ttlMs: number): Promise<number>;
   authgateIndexMembers(key: string): Promise<string[]>;
 }
-type ScriptedRedis = Redis & ScriptCommands;
+type Client = Redis | Cluster;
+type ScriptedRedis = Client & ScriptCommands;
 
-export interface RedisStoreOptions {
-  url: string;
+/** A host:port as the config spells Sentinel and Cluster nodes. */
+export interface RedisNode {
+  host: string;
+  port: number;
+}
+
+/** Where Redis is: one server, a Sentinel-watched primary, or a Cluster (SPEC 8). */
+export type RedisTarget =
+  | { url: string }
+  | { sentinels: RedisNode[]; name: string; password?: string }
+  | { cluster: RedisNode[]; password?: string };
+
+export function parseRedisNode(hostPort: string): RedisNode {
+  const at = hostPort.lastIndexOf(':');
+  return { host: hostPort.slice(0, at), port: Number(hostPort.slice(at + 1)) };
+}
+
+export type RedisStoreOptions = RedisTarget & {
   /** Prepended to every key and pub/sub channel (default `authgate:`). */
   keyPrefix: string;
   log: StoreLogger;
   /** Overrides for tests; the defaults are the fail-fast settings above. */
   redisOptions?: RedisOptions;
+};
+
+/** After a failover the old primary answers writes with READONLY: reconnect (to the new one). */
+const reconnectOnReadonly = (err: Error): boolean => err.message.startsWith('READONLY');
+
+function openClient(opts: RedisStoreOptions): Client {
+  const base: RedisOptions = {
+    connectionName: 'authgate',
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: CONNECT_TIMEOUT_MS,
+    commandTimeout: COMMAND_TIMEOUT_MS,
+    retryStrategy: (attempt) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS),
+    reconnectOnError: reconnectOnReadonly,
+  };
+  if ('cluster' in opts) {
+    // Cluster-level options (offline queue, pipelining, retry) are not per node.
+    const { enableOfflineQueue: _q, retryStrategy: _r, ...node } = { ...base, ...opts.redisOptions };
+    const clusterOptions: ClusterOptions = {
+      keyPrefix: opts.keyPrefix,
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      clusterRetryStrategy: (attempt) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS),
+      slotsRefreshTimeout: CONNECT_TIMEOUT_MS,
+      redisOptions: { ...node, ...(opts.password === undefined ? {} : { password: opts.password }) },
+    };
+    return new Cluster(opts.cluster, clusterOptions);
+  }
+  const common: RedisOptions = { ...base, keyPrefix: opts.keyPrefix, enableAutoPipelining: true, ...opts.redisOptions };
+  if ('sentinels' in opts) {
+    return new Redis({
+      ...common,
+      sentinels: opts.sentinels,
+      name: opts.name,
+      ...(opts.password === undefined ? {} : { password: opts.password }),
+      // No failoverDetector: its sentinel connections have no error listener (ioredis prints every
+      // failed reconnect). A failover is noticed anyway: the sentinels kill the old primary's
+      // clients, and a READONLY reply reconnects (reconnectOnError).
+      sentinelRetryStrategy: (attempt) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS),
+    });
+  }
+  return new Redis(opts.url, common);
 }
 
 export class RedisStore implements Store {
   readonly driver = 'redis' as const;
   readonly #r: ScriptedRedis;
-  #sub: Redis | undefined;
+  #sub: Client | undefined;
   readonly #prefix: string;
   readonly #log: StoreLogger;
   readonly #outage: OutageLog;
@@ -79,17 +142,7 @@ export class RedisStore implements Store {
     this.#outage = new OutageLog(opts.log, 'redis');
     this.#subOutage = new OutageLog(opts.log, 'redis', 'redis store subscriber connection');
     this.#subs = new Subscribers((err, channel) => this.#log.error({ store: 'redis', channel, err: String(err) }, 'store subscriber failed'));
-    const r = new Redis(opts.url, {
-      keyPrefix: opts.keyPrefix,
-      connectionName: 'authgate',
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      connectTimeout: CONNECT_TIMEOUT_MS,
-      commandTimeout: COMMAND_TIMEOUT_MS,
-      enableAutoPipelining: true,
-      retryStrategy: (attempt) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS),
-      ...opts.redisOptions,
-    });
+    const r = openClient(opts);
     r.defineCommand('authgateIncr', { numberOfKeys: 1, lua: INCR_LUA });
     r.defineCommand('authgateIndexAdd', { numberOfKeys: 1, lua: INDEX_ADD_LUA });
     r.defineCommand('authgateIndexMembers', { numberOfKeys: 1, lua: INDEX_MEMBERS_LUA });
@@ -242,9 +295,13 @@ export class RedisStore implements Store {
   }
 
   /** The pub/sub connection, opened on first subscribe; it re-subscribes after each reconnect. */
-  #subscriber(): Redis {
+  #subscriber(): Client {
     if (this.#sub !== undefined) return this.#sub;
-    const sub = this.#r.duplicate({ enableAutoPipelining: false, autoResubscribe: false, connectionName: 'authgate-sub' });
+    const r = this.#r;
+    const sub =
+      r instanceof Cluster
+        ? r.duplicate([], { enableAutoPipelining: false, redisOptions: { ...r.options.redisOptions, autoResubscribe: false, connectionName: 'authgate-sub' } })
+        : r.duplicate({ enableAutoPipelining: false, autoResubscribe: false, connectionName: 'authgate-sub' });
     sub.on('error', (err: unknown) => this.#subOutage.failed(err));
     sub.on('close', () => {
       if (!this.#closed) this.#subOutage.failed(new Error('connection closed'));
@@ -293,7 +350,7 @@ export class RedisStore implements Store {
 }
 
 /** QUIT waits for pending replies; when it cannot be sent (disconnected), stop reconnecting instead. */
-async function quitOrDisconnect(conn: Redis): Promise<void> {
+async function quitOrDisconnect(conn: Client): Promise<void> {
   if (conn.status === 'end') return;
   if (conn.status === 'ready') {
     try {

@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { normalizeTtl, OutageLog, Subscribers, unavailable, type StoreLogger } from './index.js';
+import { normalizeTtl, OutageLog, Subscribers, unavailable, type StoreLogger } from './shared.js';
 import { RESYNC_CHANNEL, type Store } from './types.js';
 
 const EVENT_POLL_MS = 200;

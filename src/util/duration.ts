@@ -17,8 +17,6 @@ export function durationMs(value: Duration | undefined, fallback?: Duration): nu
   return Math.round(Number(m[1]) * UNIT_MS[m[2] as string]!);
 }
 
-export const durationSeconds = (value: Duration | undefined, fallback?: Duration): number => Math.floor(durationMs(value, fallback) / 1000);
-
 /** Parses CLI-style durations (`30d`), for `authgate token create --ttl`. */
 export function parseDuration(text: string): number {
   const n = Number(text);

@@ -6,7 +6,9 @@ const toBuffer = (v: string | Buffer): Buffer => (typeof v === 'string' ? Buffer
 
 /**
  * Constant-time equality of two secrets of any length: both sides are hashed with SHA-256 first,
- * so neither the length nor a common prefix shows in the timing.
+ * so neither the length nor a common prefix shows in the timing. The one way to compare a
+ * presented secret (codes, keys) with the expected one.
+ * @public
  */
 export function safeEqual(a: string | Buffer, b: string | Buffer): boolean {
   const da = createHash('sha256').update(toBuffer(a)).digest();

@@ -210,6 +210,30 @@ t.test('workers: 2 via the CLI — revocations and logouts reach both workers wi
   t.equal(logout.status, 204, 'logged out');
   await refusedOnBothWithinOneSecond('/web/', { cookie }, loggedOutAt);
 
+  // /metrics (SPEC 7): whichever worker takes the scrape answers for both workers together.
+  const adminUrl = listening[0]?.admin as string;
+  const tokLines = () => logs.filter((l) => l.msg === 'request' && typeof l.path === 'string' && l.path.startsWith('/tok/'));
+  const perWorker = [1, 2].map((w) => tokLines().filter((l) => l.worker === w).length);
+  t.ok(perWorker.every((c) => c > 0), `both workers served /tok/ requests (${perWorker.join(' + ')})`);
+  const tokTotal = (text: string): number =>
+    text
+      .split('\n')
+      .filter((line) => line.startsWith('authgate_requests_total{') && line.includes('route="tok"'))
+      .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+  const scrape = async (): Promise<string> => {
+    const r = await send(`${adminUrl}/metrics`);
+    if (r.status !== 200) throw new Error(`/metrics: ${r.status} ${r.body}`);
+    return r.body;
+  };
+  let lastText = '';
+  const expected = tokLines().length;
+  const deadline = Date.now() + 10_000;
+  while (tokTotal((lastText = await scrape())) !== expected && Date.now() < deadline) await sleep(50);
+  t.equal(tokTotal(lastText), expected, `/metrics counts the /tok/ requests of both workers (${expected})`);
+  for (let i = 0; i < 4; i++) t.equal(tokTotal(await scrape()), expected, `scrape ${i + 1} on a new connection: same total, whichever worker answered`);
+  t.equal(lastText.split('\n').filter((l) => l === '# TYPE authgate_requests_total counter').length, 1, 'one series family, not one per worker');
+  t.match(lastText, /authgate_upstream_latency_seconds_count\{route="tok"\} \d+/, 'histograms are aggregated too');
+
   // SIGTERM: the primary drains every worker and exits 0.
   child.kill('SIGTERM');
   t.equal(await exited, 0, 'the cluster stops cleanly on SIGTERM');

@@ -108,10 +108,6 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, ms = 2000)
   }
 }
 
-export function bearer(token: string): { authorization: string } {
-  return { authorization: `Bearer ${token}` };
-}
-
 // ---------------------------------------------------------------------------------------------
 // Forging tokens (attacker side) with jose, and a local HTTP server for JWKS / canaries.
 

@@ -3,7 +3,7 @@
 // conditions are polled with a bound, never asserted after a fixed sleep.
 import type { Test } from 'tap';
 import { StoreUnavailableError } from '../../src/errors.js';
-import type { StoreLogger } from '../../src/store/index.js';
+import type { StoreLogger } from '../../src/store/shared.js';
 import type { Store } from '../../src/store/types.js';
 
 export interface OpenedStore {
