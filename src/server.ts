@@ -17,6 +17,7 @@ import { createLockout } from './credentials/lockout.js';
 import { loadSigningKeys } from './credentials/keys.js';
 import { ENDPOINT_PLUGINS } from './endpoints/index.js';
 import { GatewayError, sendProblem, type ErrorCode } from './errors.js';
+import { openAuditLog } from './ops/audit.js';
 import { Metrics } from './ops/metrics.js';
 import { createAnonymousAuthenticator } from './pipeline/authenticators/anonymous.js';
 import { compileRequirements, runChain } from './pipeline/chain.js';
@@ -92,7 +93,10 @@ export async function buildContext(loaded: LoadedConfig, opts: BuildOptions): Pr
     closers.unshift(() => users.close());
     const lockout = createLockout(store, cfg.login?.lockout);
     const signing = await loadSigningKeys(cfg.signing, { configDir: loaded.dir, log });
-    const ctx: GatewayContext = { config: cfg, configDir: loaded.dir, publicUrl, prefix, store, users, lockout, signing, log, cacheKey: randomBytes(32), metrics };
+    // Audit events go to their own stream when `audit.destination` names one (SPEC 7).
+    const auditLog = cfg.audit ? openAuditLog(cfg.audit.destination, loaded.dir) : undefined;
+    if (auditLog) closers.push(async () => auditLog.close());
+    const ctx: GatewayContext = { config: cfg, configDir: loaded.dir, publicUrl, prefix, store, users, lockout, signing, log, audit: auditLog?.logger, cacheKey: randomBytes(32), metrics };
     return {
       ctx,
       close: async () => {
