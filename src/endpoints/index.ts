@@ -8,6 +8,7 @@ import oauthEndpoints from './oauth.js';
 import loginEndpoints from './login.js';
 import meEndpoints from './me.js';
 import sessionEndpoints from './sessions.js';
+import accountEndpoints from './account.js';
 
 export type EndpointPlugin = (app: FastifyInstance, rt: Runtime) => Promise<void>;
 
@@ -19,4 +20,5 @@ export const ENDPOINT_PLUGINS: EndpointPlugin[] = [
   loginEndpoints,
   meEndpoints,
   sessionEndpoints,
+  accountEndpoints,
 ];
