@@ -74,6 +74,8 @@ main.wide{max-width:720px}
 @media (prefers-color-scheme:dark){:root{--ok:#75e0a7;--ok-bg:#0f2a1e;--ok-border:#085d3a}}
 .top{display:flex;align-items:flex-start;justify-content:space-between;gap:12px;flex-wrap:wrap}
 .top .brand{margin-bottom:16px}
+.intro .lead{margin-bottom:0}
+.intro .success{margin:16px 0 0}
 h2{font-size:1.125rem;line-height:1.3;margin:0 0 4px;letter-spacing:-.01em}
 .section-lead{margin:0 0 16px;color:var(--muted);font-size:.9375rem}
 .items{list-style:none;margin:0;padding:0}
@@ -173,7 +175,7 @@ export class AccountPage {
   render(m: AccountPageModel): string {
     const p = this.#prefix;
     const parts: string[] = [this.#shell.head('Your account'), '<main class="wide">\n'];
-    parts.push(`<div class="card"><div class="top">${this.#shell.brand()}${actionForm(`${p}/logout`, m.formToken, 'Sign out', { rd: `${p}/login` })}</div>
+    parts.push(`<div class="card intro"><div class="top">${this.#shell.brand()}${actionForm(`${p}/logout`, m.formToken, 'Sign out', { rd: `${p}/login` })}</div>
 <h1>Your account</h1>
 <p class="lead">Signed in as <strong>${e(m.user)}</strong>${m.email !== undefined ? ` (${e(m.email)})` : ''}</p>
 `);
