@@ -16,7 +16,7 @@ import { AccountPage, isAccountNotice, type AccountPageModel, type MfaFactor } f
 import { isCookieIdentity } from './caller.js';
 import { bodyKind } from './login.js';
 import { clearSessionCookie, endUserSession } from './sessions.js';
-import { isTokenId, parseTokenRequest } from './tokens.js';
+import { createOwnToken, isTokenId } from './tokens.js';
 
 /**
  * The user's second factors for the MFA section. This branch has no MFA service: the section is
@@ -128,13 +128,12 @@ export default async function accountEndpoints(app: FastifyInstance, rt: Runtime
     if (caller === undefined) return reply;
     const body = request.body as Record<string, unknown>;
     try {
-      const { name, ttlMs, scopes } = parseTokenRequest(body);
-      const created = await tokens.createToken({ user: caller.identity.user, name, ttlMs, scopes }, requestOrigin(request, { method: caller.identity.method }));
+      const created = await createOwnToken(tokens, caller.identity, body, requestOrigin(request, { method: caller.identity.method }));
       return render(reply, 200, await model(caller, { createdToken: { name: created.name, token: created.token, expiresAt: created.expiresAt } }));
     } catch (err) {
-      if (!(err instanceof GatewayError) || err.code !== 'bad_request') throw err;
+      if (!(err instanceof GatewayError) || (err.code !== 'bad_request' && err.code !== 'forbidden')) throw err;
       const typed = { name: field(body, 'name') ?? '', ttl: field(body, 'ttl') ?? '', scopes: field(body, 'scopes') ?? '' };
-      return render(reply, 400, await model(caller, { tokenError: { message: err.detail, ...typed } }));
+      return render(reply, err.status, await model(caller, { tokenError: { message: err.detail, ...typed } }));
     }
   });
 

@@ -11,10 +11,11 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { verifyLogin } from '../credentials/login.js';
 import { GatewayError, sendProblem } from '../errors.js';
 import { requestOrigin, type AuditOrigin } from '../ops/audit.js';
+import type { Identity } from '../pipeline/types.js';
 import type { Runtime } from '../runtime.js';
-import { signedInCaller } from './caller.js';
-import { acquireApiTokens, MAX_TOKEN_TTL_MS, MAX_TOKENS_PER_USER, SCOPE_RE, type ApiTokenInfo, type ApiTokenService } from '../tokens/api-tokens.js';
+import { acquireApiTokens, MAX_TOKEN_TTL_MS, MAX_TOKENS_PER_USER, SCOPE_RE, type ApiTokenInfo, type ApiTokenService, type CreatedApiToken } from '../tokens/api-tokens.js';
 import { parseDuration } from '../util/duration.js';
+import { signedInCaller } from './caller.js';
 
 export const OBTAIN_TOKEN_NAME = 'obtain_auth_token';
 const MAX_NAME_LENGTH = 100;
@@ -91,6 +92,17 @@ export function parseTokenRequest(body: Body): { name: string; ttlMs: number | u
   return { name: tokenName(body), ttlMs: tokenTtlMs(body), scopes: parseScopes(own(body, 'scopes')) };
 }
 
+/**
+ * A signed-in user creates one of their own tokens (POST /tokens and the account page): the one
+ * place for the rules of what a user may ask for. Throws GatewayError (400 bad field, 403).
+ */
+export async function createOwnToken(service: ApiTokenService, caller: Identity, body: Body, origin: AuditOrigin): Promise<CreatedApiToken> {
+  // A token must not mint tokens: a leaked, narrowly scoped token could otherwise widen itself.
+  if (caller.method === 'token') throw new GatewayError('forbidden', 'API tokens cannot create API tokens; sign in first.');
+  const { name, ttlMs, scopes } = parseTokenRequest(body);
+  return service.createToken({ user: caller.user, name, ttlMs, scopes }, origin);
+}
+
 /** A token id as the service issues them (a UUID); anything else names no token. */
 export const isTokenId = (id: string): boolean => ID_RE.test(id);
 
@@ -141,11 +153,7 @@ export default async function tokenEndpoints(app: FastifyInstance, rt: Runtime):
   app.post('/tokens', async (request, reply) => {
     const caller = await signedInCaller(rt, request, reply);
     if (caller === undefined) return reply;
-    // A token must not mint tokens: a leaked, narrowly scoped token could otherwise widen itself.
-    if (caller.method === 'token') return sendProblem(reply, 'forbidden', 'API tokens cannot create API tokens; sign in first.');
-    const body = bodyOf(request);
-    const { name, ttlMs, scopes } = parseTokenRequest(body);
-    const created = await service.createToken({ user: caller.user, name, ttlMs, scopes }, requestOrigin(request, { method: caller.method }));
+    const created = await createOwnToken(service, caller, bodyOf(request), requestOrigin(request, { method: caller.method }));
     return noStore(reply)
       .code(201)
       .send({ ...tokenView({ ...created, lastUsedAt: null }), token: created.token });
