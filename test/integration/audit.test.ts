@@ -111,6 +111,18 @@ t.test('without audit.destination the events go to the main log', async (t) => {
   t.notOk(gw.rawLogs.some((l) => l.includes(cookie)));
 });
 
+t.test('the CLI without a destination: token.created on stderr, stdout only the token', async (t) => {
+  const gw = await start(t);
+  const made = await cli(['token', 'create', '--config', gw.configFile, '--user', 'alice', '--name', 'nightly']);
+  t.equal(made.code, 0, made.stderr);
+  const token = made.stdout.trim();
+  t.match(token, /^agt_[0-9A-Za-z]{49}$/, 'stdout is the token alone');
+  const lines = made.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Line);
+  t.equal(lines.filter((l) => l.event === 'token.created').length, 1);
+  t.match(lines[0], { audit: true, user: 'alice', method: 'admin-cli' });
+  t.notOk(made.stderr.includes(token), 'the token is not in the audit line');
+});
+
 t.test('audit.destination is checked by the schema: an empty or unknown key is refused', async (t) => {
   const dir = makeTempDir(t);
   const write = (audit: unknown): string => {

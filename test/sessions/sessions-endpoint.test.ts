@@ -86,14 +86,27 @@ t.test('two instances on one Redis: list on B what A made, end it on A, B refuse
   t.equal((await call(`${a.url}/app/x`, { headers: asCookie(desktop) })).status, 401);
 });
 
-t.test('a store outage fails closed (503), never a 500', async (t) => {
-  const gw = await startTestGateway(t, {
-    store: { driver: 'redis', redis: { url: 'redis://127.0.0.1:1/0', keyPrefix: 'none:' } },
-    secrets: { session: 'c2Vzc2lvbi1zZWNyZXQtZm9yLXRlc3RzLW9ubHktOGQ0ZjE' },
-    users: { file: './users.yaml' },
-    routes: [],
-  }, { files: { 'users.yaml': await usersFile() } });
-  const r = await call(`${gw.url}/.auth/sessions`, { headers: { cookie: 'authgate_session=' + 'a'.repeat(43) + '.' + 'b'.repeat(43) } });
-  t.not(r.status, 500);
-  t.match(r.headers['content-type'], /application\/problem\+json/);
+t.test('a store outage fails closed (503 store_unavailable), never a 500', async (t) => {
+  // A signs the cookie with the shared secret; B has the same secret but its Redis is unreachable.
+  const keyPrefix = `test:${randomUUID()}:`;
+  t.teardown(() => deleteRedisKeys(keyPrefix));
+  const secret = 'b0f1c5a7e9d3-4c2a-8e61-session-secret-for-outage-test';
+  const files = { 'users.yaml': await usersFile() };
+  const base = { secrets: { session: secret }, users: { file: './users.yaml' }, authenticators: { web: { type: 'session' } }, routes: [] };
+  const a = await startTestGateway(t, { ...base, store: { driver: 'redis', redis: { url: REDIS_URL, keyPrefix } } }, { files });
+  const b = await startTestGateway(t, { ...base, store: { driver: 'redis', redis: { url: 'redis://127.0.0.1:1/0', keyPrefix } } }, { files });
+  const cookie = { cookie: `authgate_session=${await signIn(a.url)}` };
+  const form = { ...cookie, origin: b.url, 'content-type': 'application/x-www-form-urlencoded' };
+  const attempts: [string, string, Record<string, string>, string?][] = [
+    ['GET', '/.auth/sessions', cookie],
+    ['DELETE', `/.auth/sessions/${'a'.repeat(43)}`, { ...cookie, origin: b.url }],
+    ['GET', '/.auth/account', cookie],
+    ['POST', '/.auth/account/tokens', form, 'name=x&_csrf=y'],
+    ['POST', '/.auth/account/sessions/end-others', form, '_csrf=y'],
+  ];
+  for (const [method, path, headers, body] of attempts) {
+    const r = await call(`${b.url}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
+    t.equal(r.status, 503, `${method} ${path}`);
+    t.match(r.json(), { code: 'store_unavailable' });
+  }
 });
