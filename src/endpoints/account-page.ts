@@ -22,7 +22,7 @@ export interface MfaFactor {
   readonly actions: readonly MfaAction[];
 }
 
-export interface MfaAction {
+interface MfaAction {
   readonly label: string;
   /** Path the form posts to, e.g. `/.auth/mfa/webauthn/credentials/<id>/delete`. */
   readonly action: string;
@@ -32,7 +32,7 @@ export interface MfaAction {
   readonly danger?: boolean | undefined;
 }
 
-export type AccountNotice = 'session-ended' | 'others-ended' | 'token-revoked';
+type AccountNotice = 'session-ended' | 'others-ended' | 'token-revoked';
 
 const NOTICES: Record<AccountNotice, string> = {
   'session-ended': 'The session was ended on every device.',

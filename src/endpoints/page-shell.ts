@@ -103,12 +103,12 @@ input[aria-invalid=true]{border-color:var(--danger)}
 `.trim();
 }
 
-export const DEFAULT_LOGO = `<svg viewBox="0 0 32 32" aria-hidden="true" focusable="false"><path fill="currentColor" d="M16 2 4 6.5v8.2c0 7.3 5.1 13.7 12 15.3 6.9-1.6 12-8 12-15.3V6.5L16 2Z"/><path fill="#fff" d="M16 10a4 4 0 0 0-1.6 7.67V22h3.2v-4.33A4 4 0 0 0 16 10Z"/></svg>`;
+const DEFAULT_LOGO = `<svg viewBox="0 0 32 32" aria-hidden="true" focusable="false"><path fill="currentColor" d="M16 2 4 6.5v8.2c0 7.3 5.1 13.7 12 15.3 6.9-1.6 12-8 12-15.3V6.5L16 2Z"/><path fill="#fff" d="M16 10a4 4 0 0 0-1.6 7.67V22h3.2v-4.33A4 4 0 0 0 16 10Z"/></svg>`;
 export const ALERT_ICON = `<svg viewBox="0 0 20 20" aria-hidden="true" focusable="false"><path fill="currentColor" d="M10 1.7a8.3 8.3 0 1 0 0 16.6 8.3 8.3 0 0 0 0-16.6Zm0 4.1c.5 0 .9.4.9.9v4a.9.9 0 1 1-1.8 0v-4c0-.5.4-.9.9-.9Zm0 8.9a1.1 1.1 0 1 1 0-2.2 1.1 1.1 0 0 1 0 2.2Z"/></svg>`;
 
 const sha256 = (text: string): string => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
 
-export interface PageShellOptions {
+interface PageShellOptions {
   /** Rules only this page needs, appended to the shared stylesheet. */
   readonly extraCss?: string | undefined;
   /** Inline scripts the page embeds verbatim (the CSP allows exactly their hashes). */

@@ -13,10 +13,10 @@ import { signedInCaller } from './caller.js';
 /** A session handle: base64url SHA-256 (sessions/cookie.ts `sessionHandle`). */
 const HANDLE_RE = /^[A-Za-z0-9_-]{43}$/;
 
-export const isSessionHandle = (id: string): boolean => HANDLE_RE.test(id);
+const isSessionHandle = (id: string): boolean => HANDLE_RE.test(id);
 
 /** The wire form of a session (times in epoch seconds, like /tokens and /me). */
-export function sessionView(s: SessionRecord, currentId: string | undefined): Record<string, unknown> {
+function sessionView(s: SessionRecord, currentId: string | undefined): Record<string, unknown> {
   return {
     id: s.id,
     current: s.id === currentId,

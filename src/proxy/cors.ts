@@ -61,7 +61,7 @@ export function preflightMethod(method: string, headers: IncomingHttpHeaders): s
 }
 
 /** The request's `Origin` when it is exactly a serialized http(s) origin that the policy lists. */
-export function listedOrigin(cors: CompiledCors, headers: IncomingHttpHeaders): string | undefined {
+function listedOrigin(cors: CompiledCors, headers: IncomingHttpHeaders): string | undefined {
   if (cors.kind !== 'policy') return undefined;
   const origin = single(headers.origin);
   if (origin === undefined || origin === 'null') return undefined;
@@ -70,7 +70,7 @@ export function listedOrigin(cors: CompiledCors, headers: IncomingHttpHeaders): 
   return cors.origins.some((p) => originMatchesPattern(url, p)) ? origin : undefined;
 }
 
-export type PreflightAnswer =
+type PreflightAnswer =
   /** 204 with these headers. */
   | { readonly kind: 'allow'; readonly headers: Record<string, string> }
   /** Not for this origin, method or these headers: refused, with no CORS header at all. */
