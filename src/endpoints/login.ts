@@ -178,10 +178,9 @@ export default async function loginEndpoints(app: FastifyInstance, rt: Runtime):
       const ended = await service.destroyByCookie(request.cookies[cookieName]);
       // Signing out also ends the user's gateway refresh tokens (THREATS 32).
       if (ended?.user !== undefined) await revokeUserJwtFamilies(ctx, ended.user, requestOrigin(request, { reason: 'logout' }));
-      if (ended !== undefined) {
-        request.log.info({ user: ended.user, session: ended.id }, 'signed out');
-        audit(ctx, 'logout', { user: ended.user, id: ended.id, ...requestOrigin(request) });
-      }
+      if (ended !== undefined) request.log.info({ user: ended.user, session: ended.id }, 'signed out');
+      // An audit event only when a live session ended: a replayed logout is no new action.
+      if (ended?.user !== undefined) audit(ctx, 'logout', { user: ended.user, id: ended.id, ...requestOrigin(request) });
     } catch (err) {
       if (err instanceof GatewayError) return sendProblem(reply, err.code, err.detail, err.headers);
       throw err;

@@ -61,6 +61,19 @@ t.test('each owned event once per action, to audit.destination, never a secret',
   const otherId = sessions.find((s) => !s.current)?.id as string;
   t.equal((await call(`${gw.url}/.auth/sessions/${otherId}`, { method: 'DELETE', headers: { ...asAlice, ...origin } })).status, 204);
 
+  // The same three through the account page's forms.
+  const page = await call(`${gw.url}/.auth/account`, { headers: asAlice });
+  const csrf = /name="_csrf" value="([^"]+)"/.exec(page.body)?.[1] as string;
+  const form = (path: string, fields: Record<string, string>) => call(`${gw.url}/.auth/account${path}`, { method: 'POST', headers: { ...asAlice, ...origin, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: csrf, ...fields }).toString() });
+  const third = cookieValue(await jsonLogin(gw.url, 'alice', PASSWORDS.alice)) as string;
+  secrets.push(third);
+  t.equal((await form('/sessions/end-others', {})).status, 303);
+  const shown = await form('/tokens', { name: 'from-page' });
+  const pageToken = /id="new-token" type="text" readonly value="([^"]+)"/.exec(shown.body)?.[1] as string;
+  secrets.push(pageToken);
+  const pageTokenId = (await call(`${gw.url}/.auth/tokens`, { headers: asAlice })).json<{ tokens: { id: string }[] }>().tokens[0]?.id as string;
+  t.equal((await form('/tokens/revoke', { id: pageTokenId })).status, 303);
+
   // jwt.family_revoked by /jwt/revoke, then by logout (with the session's logout event)
   const pair1 = (await call(`${gw.url}/.auth/jwt/token`, { method: 'POST', headers: json, body: JSON.stringify({ username: 'alice', password: PASSWORDS.alice }) })).json<{ access: string; refresh: string }>();
   secrets.push(pair1.access, pair1.refresh);
@@ -68,6 +81,7 @@ t.test('each owned event once per action, to audit.destination, never a secret',
   const pair2 = (await call(`${gw.url}/.auth/jwt/token`, { method: 'POST', headers: json, body: JSON.stringify({ username: 'alice', password: PASSWORDS.alice }) })).json<{ access: string; refresh: string }>();
   secrets.push(pair2.access, pair2.refresh);
   t.equal((await call(`${gw.url}/.auth/logout`, { method: 'POST', headers: { ...asAlice, ...origin } })).status, 204);
+  t.equal((await call(`${gw.url}/.auth/logout`, { method: 'POST', headers: { ...asAlice, ...origin } })).status, 204, 'a replayed logout is no new event');
 
   // The CLI writes its token.created to the same destination.
   const byCli = await cli(['token', 'create', '--config', gw.configFile, '--user', 'alice', '--name', 'nightly']);
@@ -79,13 +93,16 @@ t.test('each owned event once per action, to audit.destination, never a secret',
   const events = (name: string) => lines.filter((l) => l.event === name);
   t.ok(lines.every((l) => l.audit === true), 'every line is an audit line');
 
-  t.equal(events('token.created').length, 2, 'one per created token: /tokens and the CLI');
+  t.equal(events('token.created').length, 3, 'one per created token: /tokens, the account page, the CLI');
   t.match(events('token.created')[0], { user: 'alice', id: token.id, ip: '127.0.0.1', route: '/.auth/tokens', method: 'session' });
-  t.match(events('token.created')[1], { user: 'alice', method: 'admin-cli' });
-  t.equal(events('token.revoked').length, 1);
+  t.match(events('token.created')[1], { user: 'alice', id: pageTokenId, route: '/.auth/account/tokens' });
+  t.match(events('token.created')[2], { user: 'alice', method: 'admin-cli' });
+  t.equal(events('token.revoked').length, 2);
   t.match(events('token.revoked')[0], { user: 'alice', id: token.id, route: '/.auth/tokens/:id', reason: 'user_request' });
-  t.equal(events('session.revoked').length, 1);
+  t.match(events('token.revoked')[1], { user: 'alice', id: pageTokenId, route: '/.auth/account/tokens/revoke' });
+  t.equal(events('session.revoked').length, 2, 'one per ended session: DELETE /sessions/:id, then "end all others" (one other left)');
   t.match(events('session.revoked')[0], { user: 'alice', id: otherId, ip: '127.0.0.1', route: '/.auth/sessions/:id', reason: 'user_request' });
+  t.match(events('session.revoked')[1], { user: 'alice', route: '/.auth/account/sessions/end-others' });
   t.equal(events('logout').length, 1);
   t.match(events('logout')[0], { user: 'alice', ip: '127.0.0.1', route: '/.auth/logout' });
   const families = events('jwt.family_revoked');
