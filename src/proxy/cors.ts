@@ -7,6 +7,7 @@
 // upstream's own `Access-Control-Allow-*` headers are dropped on such routes: the gateway decides.
 // Pure functions: the proxy handler calls them with the route's compiled policy.
 import type { IncomingHttpHeaders } from 'node:http';
+import { LRUCache } from 'lru-cache';
 import type { CorsConfig } from '../config/schema.js';
 import { durationMs } from '../util/duration.js';
 import { originMatchesPattern, parseHttpUrl, parseOriginPatterns, type OriginPattern } from '../util/origin.js';
@@ -16,6 +17,10 @@ export type CompiledCors =
   | {
       readonly kind: 'policy';
       readonly origins: readonly OriginPattern[];
+      /** Serialized origins of the exact (non-wildcard) patterns: answered without URL parsing. */
+      readonly exact: ReadonlySet<string>;
+      /** Verdicts for other Origin values (parsing one costs microseconds; bounded, pure). */
+      readonly verdicts: LRUCache<string, boolean>;
       readonly methods: ReadonlySet<string>;
       /** `Access-Control-Allow-Methods` value. */
       readonly methodsHeader: string;
@@ -27,6 +32,10 @@ export type CompiledCors =
     };
 
 const DEFAULT_METHODS = ['GET', 'HEAD', 'POST'];
+const VERDICT_CACHE_MAX = 1000;
+const VERDICT_CACHE_TTL_MS = 10 * 60_000;
+/** Longer Origin values are never a listed origin (hosts are at most 253 characters). */
+const MAX_ORIGIN_LENGTH = 300;
 const TOKEN_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Response headers the gateway owns on a `cors` route. */
 const OWNED = ['access-control-allow-origin', 'access-control-allow-credentials', 'access-control-allow-methods', 'access-control-allow-headers', 'access-control-max-age'];
@@ -36,9 +45,12 @@ export function compileCors(cfg: CorsConfig | undefined, routeMethods: readonly 
   if (cfg === undefined) return undefined;
   if (cfg === 'passthrough') return { kind: 'passthrough' };
   const methods = cfg.methods ?? routeMethods ?? DEFAULT_METHODS;
+  const origins = parseOriginPatterns(cfg.origins);
   return {
     kind: 'policy',
-    origins: parseOriginPatterns(cfg.origins),
+    origins,
+    exact: new Set(origins.filter((p) => !p.wildcard).map((p) => `${p.protocol}//${p.host}${p.port === '' ? '' : `:${p.port}`}`)),
+    verdicts: new LRUCache<string, boolean>({ max: VERDICT_CACHE_MAX, ttl: VERDICT_CACHE_TTL_MS }),
     methods: new Set(methods),
     methodsHeader: [...new Set(methods)].join(', '),
     headers: new Set((cfg.headers ?? []).map((h) => h.toLowerCase())),
@@ -64,10 +76,15 @@ export function preflightMethod(method: string, headers: IncomingHttpHeaders): s
 function listedOrigin(cors: CompiledCors, headers: IncomingHttpHeaders): string | undefined {
   if (cors.kind !== 'policy') return undefined;
   const origin = single(headers.origin);
-  if (origin === undefined || origin === 'null') return undefined;
-  const url = parseHttpUrl(origin);
-  if (url === undefined || url.origin !== origin) return undefined;
-  return cors.origins.some((p) => originMatchesPattern(url, p)) ? origin : undefined;
+  if (origin === undefined || origin === 'null' || origin.length > MAX_ORIGIN_LENGTH) return undefined;
+  if (cors.exact.has(origin)) return origin;
+  let listed = cors.verdicts.get(origin);
+  if (listed === undefined) {
+    const url = parseHttpUrl(origin);
+    listed = url !== undefined && url.origin === origin && cors.origins.some((p) => originMatchesPattern(url, p));
+    cors.verdicts.set(origin, listed);
+  }
+  return listed ? origin : undefined;
 }
 
 type PreflightAnswer =
@@ -115,16 +132,18 @@ export function corsResponseHeaders(cors: CompiledCors, requestHeaders: Incoming
  */
 export function applyCorsToUpstreamHeaders(cors: CompiledCors, requestHeaders: IncomingHttpHeaders, headers: IncomingHttpHeaders): IncomingHttpHeaders {
   if (cors.kind !== 'policy') return headers;
-  for (const name of OWNED) delete headers[name];
+  // `delete` only what is there: deleting turns the object into a slow dictionary.
+  for (const name of OWNED) if (headers[name] !== undefined) delete headers[name];
   const own = corsResponseHeaders(cors, requestHeaders);
   if (own !== undefined) Object.assign(headers, own);
   headers.vary = appendVary(headers.vary, 'Origin');
   return headers;
 }
 
-function appendVary(current: string | string[] | undefined, name: string): string {
+const VARY_HAS_ORIGIN = /(?:^|,)\s*(?:origin|\*)\s*(?:,|$)/i;
+
+function appendVary(current: string | string[] | undefined, name: 'Origin'): string {
   const value = Array.isArray(current) ? current.join(', ') : current;
   if (value === undefined || value.trim() === '') return name;
-  const parts = value.split(',').map((v) => v.trim().toLowerCase());
-  return parts.includes(name.toLowerCase()) || parts.includes('*') ? value : `${value}, ${name}`;
+  return VARY_HAS_ORIGIN.test(value) ? value : `${value}, ${name}`;
 }
