@@ -17,6 +17,7 @@ import { createLockout } from './credentials/lockout.js';
 import { loadSigningKeys } from './credentials/keys.js';
 import { ENDPOINT_PLUGINS } from './endpoints/index.js';
 import { GatewayError, sendProblem, type ErrorCode } from './errors.js';
+import { openAuditLog } from './ops/audit.js';
 import { Metrics } from './ops/metrics.js';
 import { isClusterWorker, scrapeCluster } from './ops/cluster-metrics.js';
 import { createAnonymousAuthenticator } from './pipeline/authenticators/anonymous.js';
@@ -26,6 +27,7 @@ import { IdentityHeaders } from './pipeline/identity.js';
 import { AUTHENTICATOR_FACTORIES } from './pipeline/registry.js';
 import { NOT_MINE, type Authenticator, type AuthOutcome, type AuthRequest, type Identity } from './pipeline/types.js';
 import { hasAmbiguousCredentials, rewriteForwardHeaders } from './proxy/forward-headers.js';
+import { answerPreflight, applyCorsToUpstreamHeaders, compileCors, corsResponseHeaders, preflightMethod } from './proxy/cors.js';
 import { UpstreamPool, isConnectFailure, isTimeout, type UpstreamTarget } from './proxy/upstream.js';
 import { handleUpgrade } from './proxy/websocket.js';
 import { normalizeTarget, encodePath } from './routing/normalize.js';
@@ -94,7 +96,10 @@ export async function buildContext(loaded: LoadedConfig, opts: BuildOptions): Pr
     closers.unshift(() => users.close());
     const lockout = createLockout(store, cfg.login?.lockout);
     const signing = await loadSigningKeys(cfg.signing, { configDir: loaded.dir, log });
-    const ctx: GatewayContext = { config: cfg, configDir: loaded.dir, publicUrl, prefix, store, users, lockout, signing, log, cacheKey: randomBytes(32), metrics };
+    // Audit events go to their own stream when `audit.destination` names one (SPEC 7).
+    const auditLog = cfg.audit ? openAuditLog(cfg.audit.destination, loaded.dir) : undefined;
+    if (auditLog) closers.push(async () => auditLog.close());
+    const ctx: GatewayContext = { config: cfg, configDir: loaded.dir, publicUrl, prefix, store, users, lockout, signing, log, audit: auditLog?.logger, cacheKey: randomBytes(32), metrics };
     return {
       ctx,
       close: async () => {
@@ -169,6 +174,7 @@ function compileRoutes(ctx: GatewayContext, authenticators: Map<string, Authenti
         websocket: r.websocket === true,
         timeoutMs: r.timeout !== undefined ? durationMs(r.timeout) : undefined,
         config: r,
+        cors: compileCors(r.cors, r.match.methods),
       };
       return compileRoute(config, data);
     }),
@@ -338,18 +344,27 @@ async function assemble(
     if (!target.ok) return sendProblem(reply, 'bad_path', `The request path is not acceptable: ${target.reason}.`);
     const method = request.method;
     if (REFUSED_METHODS.has(method)) return sendProblem(reply, 'method_not_allowed');
-    const route = decider.match(request.host, target.path, method);
+    // A CORS preflight is matched by the method it asks about; a `cors` route answers it here (proxy/cors.ts).
+    const preflight = preflightMethod(method, request.headers);
+    const corsRoute = preflight === undefined ? undefined : decider.match(request.host, target.path, preflight || method);
+    const corsAnswer = corsRoute?.data.cors === undefined ? undefined : answerPreflight(corsRoute.data.cors, request.headers, preflight as string);
+    if (corsAnswer?.kind === 'allow') return reply.code(204).headers(corsAnswer.headers).send();
+    if (corsAnswer?.kind === 'refuse') return sendProblem(reply, 'forbidden', 'This cross-origin request is not allowed.', corsAnswer.headers);
+    const route = corsAnswer?.kind === 'passthrough' ? corsRoute : decider.match(request.host, target.path, method);
     if (route === undefined) return sendProblem(reply, 'no_route');
     const data = route.data;
-    if (!data.anonymous && hasAmbiguousCredentials(request.raw.rawHeaders, request.headers, target.query)) return sendProblem(reply, 'bad_request', 'The request carries more than one credential.');
+    const anonymous = data.anonymous || corsAnswer !== undefined; // a passthrough preflight goes unauthenticated
+    if (!anonymous && hasAmbiguousCredentials(request.raw.rawHeaders, request.headers, target.query)) return sendProblem(reply, 'bad_request', 'The request carries more than one credential.');
     let body: Buffer | undefined;
     if (data.needsBody && method !== 'GET' && method !== 'HEAD' && request.body) {
       body = await readBody(request.body as NodeJS.ReadableStream, bodyLimit);
     }
-    const decision = data.anonymous
+    const decision = anonymous
       ? ({ kind: 'allow', route, identity: undefined, authenticator: 'anonymous' } as const)
       : await decider.decide(route, toAuthRequest(request, target.path, target.query, body, reply), originalUrlFor(request, rawUrl));
     if (decision.kind === 'deny') {
+      const cors = data.cors && corsResponseHeaders(data.cors, request.headers);
+      if (cors) reply.headers(cors); // the caller's script may read the 401/403
       recordAuth(decision.authenticator ?? 'none', decision.code);
       request.agForward = { identity: decision.identity, data, authenticator: decision.authenticator ?? '-', startedAt: 0 };
       return problemForDecision(reply, decision);
@@ -373,6 +388,10 @@ async function assemble(
   }
   const proxyOptions: ReplyFromOptions = {
     rewriteRequestHeaders: rewriteRequestHeaders as unknown as ReplyFromRewrite,
+    rewriteHeaders: (headers, req) => {
+      const cors = (req as FastifyRequest | undefined)?.agForward?.data.cors;
+      return cors === undefined || req === undefined ? headers : applyCorsToUpstreamHeaders(cors, req.headers, headers as IncomingHttpHeaders);
+    },
     onError: onProxyError as unknown as ReplyFromOnError,
     onResponse: (req, rep, res) => {
       const st = req.agForward;

@@ -223,6 +223,18 @@ const AuthenticatorSchema = Type.Unsafe<AuthenticatorConfig>({
   oneOf: Object.values(AuthenticatorSchemas),
 });
 
+/** A route's CORS policy (SPEC 3): preflights answered by the gateway, or `passthrough` to the upstream. */
+export const CorsSchema = Type.Union([
+  Type.Literal('passthrough', { description: 'Forward preflights to the upstream unauthenticated' }),
+  Strict({
+    origins: Type.Array(OriginPattern, { minItems: 1, description: 'Origins allowed to call this route (scheme://host[:port]; the host may start with *.)' }),
+    methods: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Z]+$' }), { minItems: 1, description: 'Default: the route\'s match.methods, else GET, HEAD, POST' })),
+    headers: Type.Optional(Type.Array(Type.String({ pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$" }), { description: 'Request headers a cross-origin caller may send' })),
+    credentials: Type.Optional(Type.Boolean({ description: 'Allow cookies and Authorization (Access-Control-Allow-Credentials)' })),
+    maxAge: Type.Optional(Duration),
+  }),
+]);
+
 export const RouteSchema = Strict({
   name: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$' }),
   match: Strict({
@@ -245,6 +257,7 @@ export const RouteSchema = Strict({
   websocket: Type.Optional(Type.Boolean()),
   passCredentials: Type.Optional(Type.Boolean({ description: 'Forward the consumed credential (Authorization, API key, session cookie) upstream' })),
   timeout: Type.Optional(Duration),
+  cors: Type.Optional(CorsSchema),
 });
 
 export const ConfigSchema = Strict(
@@ -289,12 +302,18 @@ export const ConfigSchema = Strict(
     // Django drop-in (SPEC 3.2): settings.SECRET_KEY, or a list whose rest is SECRET_KEY_FALLBACKS.
     django: Type.Optional(Strict({ secretKey: Type.Union([Secret, Type.Array(Secret, { minItems: 1 })]) })),
     routes: Type.Array(RouteSchema),
+    audit: Type.Optional(
+      Strict({
+        destination: Type.String({ minLength: 1, description: 'stdout, stderr, or a file path (relative to the config file); default: the main log' }),
+      }),
+    ),
   },
   { $id: 'https://authgate.dev/schema/authgate.schema.json', title: 'authgate configuration' },
 );
 
 export type Config = Static<typeof ConfigSchema>;
 export type RouteConfig = Static<typeof RouteSchema>;
+export type CorsConfig = Static<typeof CorsSchema>;
 export type ServerConfig = Static<typeof ServerSchema>;
 export type StoreConfig = Static<typeof StoreSchema>;
 export type UsersConfig = Static<typeof UsersSchema>;

@@ -7,6 +7,8 @@ import tokenEndpoints from './tokens.js';
 import oauthEndpoints from './oauth.js';
 import loginEndpoints from './login.js';
 import meEndpoints from './me.js';
+import sessionEndpoints from './sessions.js';
+import accountEndpoints from './account.js';
 
 export type EndpointPlugin = (app: FastifyInstance, rt: Runtime) => Promise<void>;
 
@@ -17,4 +19,6 @@ export const ENDPOINT_PLUGINS: EndpointPlugin[] = [
   oauthEndpoints,
   loginEndpoints,
   meEndpoints,
+  sessionEndpoints,
+  accountEndpoints,
 ];

@@ -4,6 +4,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { verifyLogin } from '../credentials/login.js';
 import { GatewayError, sendProblem } from '../errors.js';
+import { requestOrigin } from '../ops/audit.js';
 import type { Runtime } from '../runtime.js';
 import { nowSeconds } from '../tokens/jwt-issuer.js';
 import { JwtService } from '../tokens/refresh.js';
@@ -71,7 +72,7 @@ export default async function jwtEndpoints(app: FastifyInstance, rt: Runtime): P
 
   app.post('/jwt/revoke', async (request, reply) => {
     refuseQueryCredentials(request);
-    await service.revoke(field(request, 'refresh', true));
+    await service.revoke(field(request, 'refresh', true), requestOrigin(request));
     return noStore(reply).send({});
   });
 }

@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { verifyLogin } from '../credentials/login.js';
 import { GatewayError, sendProblem, type ErrorCode } from '../errors.js';
+import { audit, requestOrigin } from '../ops/audit.js';
 import { hasBrowserOriginHeaders, isSameOriginRequest } from '../pipeline/csrf.js';
 import type { Identity } from '../pipeline/types.js';
 import type { Runtime } from '../runtime.js';
@@ -156,6 +157,8 @@ export default async function loginEndpoints(app: FastifyInstance, rt: Runtime):
         amr: ['pwd'],
         mfa: false,
         passwordHash: user.passwordHash,
+        ip: request.ip,
+        userAgent: request.headers['user-agent'],
       });
       setSessionCookie(reply, cookie);
       request.log.info({ user: session.user, session: session.id }, 'signed in');
@@ -174,8 +177,10 @@ export default async function loginEndpoints(app: FastifyInstance, rt: Runtime):
     try {
       const ended = await service.destroyByCookie(request.cookies[cookieName]);
       // Signing out also ends the user's gateway refresh tokens (THREATS 32).
-      if (ended?.user !== undefined) await revokeUserJwtFamilies(ctx, ended.user);
+      if (ended?.user !== undefined) await revokeUserJwtFamilies(ctx, ended.user, requestOrigin(request, { reason: 'logout' }));
       if (ended !== undefined) request.log.info({ user: ended.user, session: ended.id }, 'signed out');
+      // An audit event only when a live session ended: a replayed logout is no new action.
+      if (ended?.user !== undefined) audit(ctx, 'logout', { user: ended.user, id: ended.id, ...requestOrigin(request) });
     } catch (err) {
       if (err instanceof GatewayError) return sendProblem(reply, err.code, err.detail, err.headers);
       throw err;

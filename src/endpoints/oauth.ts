@@ -7,6 +7,7 @@
 // Responses are never cached (RFC 6749 5.1).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError, StoreUnavailableError } from '../errors.js';
+import { requestOrigin } from '../ops/audit.js';
 import type { Runtime } from '../runtime.js';
 import { acquireApiTokens, isWellFormedToken, SCOPE_RE } from '../tokens/api-tokens.js';
 import { ACCESS_TYP, newTokenId, nowSeconds, selfIssuer } from '../tokens/jwt-issuer.js';
@@ -174,7 +175,7 @@ export default async function oauthEndpoints(app: FastifyInstance, rt: Runtime):
     if (token === undefined) return reply;
     // RFC 7009 2.2: an unknown, invalid or already revoked token is answered 200 all the same.
     if (isWellFormedToken(token)) {
-      await apiTokens.revokeByToken(token);
+      await apiTokens.revokeByToken(token, requestOrigin(request, { method: `client:${authed.client.id}` }));
       return noStore(reply).send({});
     }
     const own = await ownJwt(token);
@@ -183,7 +184,7 @@ export default async function oauthEndpoints(app: FastifyInstance, rt: Runtime):
       const boundTo = own.payload.client_id;
       if (typeof boundTo === 'string' && boundTo !== authed.client.id) return oauthError(reply, 400, 'unauthorized_client', 'The token was not issued to this client.');
       if (own.kind === 'access') await jwt.denylist.revoke('jti', own.jti, own.payload.exp as number);
-      else if (own.fam !== undefined) await jwt.revokeFamily(own.fam, typeof own.payload.sub === 'string' ? own.payload.sub : undefined);
+      else if (own.fam !== undefined) await jwt.revokeFamily(own.fam, typeof own.payload.sub === 'string' ? own.payload.sub : undefined, requestOrigin(request, { method: `client:${authed.client.id}` }));
     }
     return noStore(reply).send({});
   });

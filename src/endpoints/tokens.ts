@@ -10,11 +10,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { verifyLogin } from '../credentials/login.js';
 import { GatewayError, sendProblem } from '../errors.js';
-import { passesCsrfCheck } from '../pipeline/csrf.js';
+import { requestOrigin, type AuditOrigin } from '../ops/audit.js';
 import type { Identity } from '../pipeline/types.js';
 import type { Runtime } from '../runtime.js';
-import { acquireApiTokens, MAX_TOKEN_TTL_MS, MAX_TOKENS_PER_USER, SCOPE_RE, type ApiTokenInfo, type ApiTokenService } from '../tokens/api-tokens.js';
+import { acquireApiTokens, MAX_TOKEN_TTL_MS, MAX_TOKENS_PER_USER, SCOPE_RE, type ApiTokenInfo, type ApiTokenService, type CreatedApiToken } from '../tokens/api-tokens.js';
 import { parseDuration } from '../util/duration.js';
+import { signedInCaller } from './caller.js';
 
 export const OBTAIN_TOKEN_NAME = 'obtain_auth_token';
 const MAX_NAME_LENGTH = 100;
@@ -86,6 +87,25 @@ export function parseScopes(value: unknown): string[] {
   return [...new Set(items)];
 }
 
+/** A token request's fields (`name`, `ttl`, `scopes`), validated: the /tokens rules, shared with the account page. */
+export function parseTokenRequest(body: Body): { name: string; ttlMs: number | undefined; scopes: string[] } {
+  return { name: tokenName(body), ttlMs: tokenTtlMs(body), scopes: parseScopes(own(body, 'scopes')) };
+}
+
+/**
+ * A signed-in user creates one of their own tokens (POST /tokens and the account page): the one
+ * place for the rules of what a user may ask for. Throws GatewayError (400 bad field, 403).
+ */
+export async function createOwnToken(service: ApiTokenService, caller: Identity, body: Body, origin: AuditOrigin): Promise<CreatedApiToken> {
+  // A token must not mint tokens: a leaked, narrowly scoped token could otherwise widen itself.
+  if (caller.method === 'token') throw new GatewayError('forbidden', 'API tokens cannot create API tokens; sign in first.');
+  const { name, ttlMs, scopes } = parseTokenRequest(body);
+  return service.createToken({ user: caller.user, name, ttlMs, scopes }, origin);
+}
+
+/** A token id as the service issues them (a UUID); anything else names no token. */
+export const isTokenId = (id: string): boolean => ID_RE.test(id);
+
 /** The wire form of a token's metadata (times in epoch seconds, like /me's authTime); never the secret. */
 export function tokenView(t: ApiTokenInfo): Record<string, unknown> {
   return { id: t.id, name: t.name, scopes: t.scopes, createdAt: t.createdAt, expiresAt: t.expiresAt, lastUsedAt: t.lastUsedAt };
@@ -94,46 +114,17 @@ export function tokenView(t: ApiTokenInfo): Record<string, unknown> {
 const noStore = (reply: FastifyReply): FastifyReply => reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
 
 /** Makes room for one more obtain_auth_token token by revoking the user's oldest one of that name. */
-async function makeRoomForObtainedToken(service: ApiTokenService, user: string): Promise<void> {
+async function makeRoomForObtainedToken(service: ApiTokenService, user: string, origin: AuditOrigin): Promise<void> {
   const tokens = await service.listTokens(user);
   if (tokens.length < MAX_TOKENS_PER_USER) return;
   const oldest = tokens.find((t) => t.name === OBTAIN_TOKEN_NAME);
-  if (oldest !== undefined) await service.revokeToken(user, oldest.id);
+  if (oldest !== undefined) await service.revokeToken(user, oldest.id, { ...origin, reason: 'replaced' });
 }
 
 export default async function tokenEndpoints(app: FastifyInstance, rt: Runtime): Promise<void> {
   const { ctx } = rt;
   const { service, release } = acquireApiTokens(ctx);
   rt.onClose(release);
-
-  /**
-   * The caller of /tokens: session cookie, gateway API token or gateway JWT. Replies (and returns
-   * undefined) when there is none, it is refused, or a cookie-authenticated unsafe request is
-   * cross-site (SPEC 4 step 6).
-   */
-  async function signedInCaller(request: FastifyRequest, reply: FastifyReply): Promise<Identity | undefined> {
-    const outcome = await rt.authenticateCaller(request);
-    if (outcome.kind === 'reject') {
-      sendProblem(reply, outcome.code, outcome.detail, outcome.headers);
-      return undefined;
-    }
-    if (outcome.kind === 'not-mine') {
-      sendProblem(reply, 'unauthenticated');
-      return undefined;
-    }
-    const identity = outcome.identity;
-    const byCookie = identity.method === 'session' || identity.method.startsWith('oidc:');
-    if (byCookie && !passesCsrfCheck(request.method, request.headers, ctx)) {
-      sendProblem(reply, 'csrf');
-      return undefined;
-    }
-    // A client-credentials token names an OAuth client, not a user who could own tokens.
-    if (identity.amr.includes('client')) {
-      sendProblem(reply, 'forbidden', 'OAuth client tokens cannot manage API tokens.');
-      return undefined;
-    }
-    return identity;
-  }
 
   app.post('/token', async (request, reply) => {
     refuseQueryCredentials(request);
@@ -146,38 +137,33 @@ export default async function tokenEndpoints(app: FastifyInstance, rt: Runtime):
       return sendProblem(reply, check.code, undefined, headers);
     }
     if (check.user.mfaRequired) return sendProblem(reply, 'mfa_required', 'Sign in with your second factor and create a token at /tokens.');
-    await makeRoomForObtainedToken(service, check.user.username);
-    const created = await service.createToken({ user: check.user.username, name: OBTAIN_TOKEN_NAME });
+    const origin = requestOrigin(request, { method: 'password' });
+    await makeRoomForObtainedToken(service, check.user.username, origin);
+    const created = await service.createToken({ user: check.user.username, name: OBTAIN_TOKEN_NAME }, origin);
     return noStore(reply).code(200).send({ token: created.token });
   });
 
   app.get('/tokens', async (request, reply) => {
-    const caller = await signedInCaller(request, reply);
+    const caller = await signedInCaller(rt, request, reply);
     if (caller === undefined) return reply;
     const tokens = await service.listTokens(caller.user);
     return noStore(reply).send({ tokens: tokens.map(tokenView) });
   });
 
   app.post('/tokens', async (request, reply) => {
-    const caller = await signedInCaller(request, reply);
+    const caller = await signedInCaller(rt, request, reply);
     if (caller === undefined) return reply;
-    // A token must not mint tokens: a leaked, narrowly scoped token could otherwise widen itself.
-    if (caller.method === 'token') return sendProblem(reply, 'forbidden', 'API tokens cannot create API tokens; sign in first.');
-    const body = bodyOf(request);
-    const name = tokenName(body);
-    const ttlMs = tokenTtlMs(body);
-    const scopes = parseScopes(own(body, 'scopes'));
-    const created = await service.createToken({ user: caller.user, name, ttlMs, scopes });
+    const created = await createOwnToken(service, caller, bodyOf(request), requestOrigin(request, { method: caller.method }));
     return noStore(reply)
       .code(201)
       .send({ ...tokenView({ ...created, lastUsedAt: null }), token: created.token });
   });
 
   app.delete<{ Params: { id: string } }>('/tokens/:id', async (request, reply) => {
-    const caller = await signedInCaller(request, reply);
+    const caller = await signedInCaller(rt, request, reply);
     if (caller === undefined) return reply;
     const id = request.params.id;
-    if (!ID_RE.test(id) || !(await service.revokeToken(caller.user, id))) return sendProblem(reply, 'not_found', 'No such token.');
+    if (!isTokenId(id) || !(await service.revokeToken(caller.user, id, requestOrigin(request, { method: caller.method, reason: 'user_request' })))) return sendProblem(reply, 'not_found', 'No such token.');
     return noStore(reply).code(204).send();
   });
 }

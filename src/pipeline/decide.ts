@@ -4,6 +4,7 @@ import type { RouteConfig } from '../config/schema.js';
 import type { GatewayContext } from '../context.js';
 import type { ErrorCode } from '../errors.js';
 import type { CompiledRoute, RouteTable } from '../routing/table.js';
+import type { CompiledCors } from '../proxy/cors.js';
 import type { UpstreamPool } from '../proxy/upstream.js';
 import { authorize, challengesFor, runChain, type CompiledRequirements } from './chain.js';
 import { isSameOriginRequest } from './csrf.js';
@@ -27,6 +28,8 @@ export interface RouteData {
   readonly websocket: boolean;
   readonly timeoutMs: number | undefined;
   readonly config: RouteConfig;
+  /** The route's `cors` policy, compiled (proxy/cors.ts); undefined without one. */
+  readonly cors?: CompiledCors | undefined;
 }
 
 export type Route = CompiledRoute<RouteData>;

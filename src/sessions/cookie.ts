@@ -24,6 +24,7 @@ export const GENERATED_SECRET_KEY = 'secrets:session';
 // Domain separation: the same secret never yields a MAC that is valid in another context.
 const MAC_CONTEXT = 'authgate/session-cookie/v1\u0000';
 const FINGERPRINT_CONTEXT = 'authgate/session-credential/v1\u0000';
+const FORM_TOKEN_CONTEXT = 'authgate/form-token/v1\u0000';
 
 export class SessionCookieSigner {
   readonly #keys: readonly Buffer[];
@@ -95,6 +96,26 @@ export class SessionCookieSigner {
     let ok = false;
     for (const key of this.#keys) {
       const expected = Buffer.from(this.#mac(key, FINGERPRINT_CONTEXT, value), 'latin1');
+      if (given.length === expected.length && timingSafeEqual(given, expected)) ok = true;
+    }
+    return ok;
+  }
+
+  /**
+   * The synchronizer token of a session's forms (the account page): bound to the session handle
+   * and keyed with the session secret, so every instance on one store computes the same one and
+   * nothing needs storing. A page of another session, or another site, cannot know it.
+   */
+  formToken(handle: string): string {
+    return this.#mac(this.#keys[0]!, FORM_TOKEN_CONTEXT, handle);
+  }
+
+  /** True when `token` is the form token of `handle` under any configured secret. Constant-time. */
+  formTokenMatches(handle: string, token: string): boolean {
+    const given = Buffer.from(token, 'latin1');
+    let ok = false;
+    for (const key of this.#keys) {
+      const expected = Buffer.from(this.#mac(key, FORM_TOKEN_CONTEXT, handle), 'latin1');
       if (given.length === expected.length && timingSafeEqual(given, expected)) ok = true;
     }
     return ok;

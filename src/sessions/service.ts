@@ -18,6 +18,9 @@ import type { NewSession, SessionLookup, SessionRecord } from './types.js';
 export const DEFAULT_SESSION_COOKIE = 'authgate_session';
 export const REVOKED_CHANNEL = 'sessions:revoked';
 const CACHE_MAX = 50_000;
+/** What a session keeps of its sign-in request (the account page shows them). */
+const MAX_USER_AGENT_LENGTH = 512;
+const MAX_IP_LENGTH = 64;
 const CACHE_TTL_MS = 30_000;
 const MAX_WRITE_INTERVAL_MS = 60_000;
 /** How often the store is probed: while it fails, cached sessions are not trusted (THREATS 36). */
@@ -206,6 +209,8 @@ export class SessionService {
       ...(input.pendingMfa !== undefined ? { pendingMfa: { methods: [...input.pendingMfa.methods] } } : {}),
       ...(input.oidc !== undefined ? { oidc: { ...input.oidc } } : {}),
       ...(input.passwordHash !== undefined ? { credential: signer.fingerprint(input.passwordHash) } : {}),
+      ...(input.ip !== undefined ? { ip: input.ip.slice(0, MAX_IP_LENGTH) } : {}),
+      ...(input.userAgent !== undefined ? { userAgent: input.userAgent.slice(0, MAX_USER_AGENT_LENGTH) } : {}),
     };
     const { absoluteMs, idleMs } = this.settings;
     const store = this.#ctx.store;
@@ -252,6 +257,43 @@ export class SessionService {
     const ids = await this.#ctx.store.indexMembers(userIndexKey(user));
     await Promise.all(ids.map((id) => this.destroy(id, user)));
     return ids.length;
+  }
+
+  /**
+   * A user's live sessions on every instance (SPEC 6 GET /sessions), oldest first: read from the
+   * store, since other instances' activity is there. Pending (half signed-in) and expired sessions
+   * are left out; index entries whose record is gone are removed on the way.
+   */
+  async listForUser(user: string): Promise<SessionRecord[]> {
+    const store = this.#ctx.store;
+    const index = userIndexKey(user);
+    const now = this.#now();
+    const { idleMs, absoluteMs } = this.settings;
+    const ids = await store.indexMembers(index);
+    const found = await Promise.all(ids.map(async (id) => ({ id, entry: await this.#fetch(id) })));
+    const out: SessionRecord[] = [];
+    for (const { id, entry } of found) {
+      if (entry === undefined || entry.record.user !== user) {
+        await store.indexRemove(index, id);
+        continue;
+      }
+      // This instance may know of more recent activity than the store (writes are throttled).
+      const lastSeen = Math.max(entry.lastSeen, this.#cache.peek(id)?.lastSeen ?? 0);
+      if (now >= entry.record.createdAt + absoluteMs || now - lastSeen > idleMs || entry.record.pendingMfa !== undefined) continue;
+      out.push({ ...entry.record, lastSeenAt: lastSeen });
+    }
+    return out.sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+  }
+
+  /**
+   * Ends one of `user`'s sessions by its public handle (SPEC 6 DELETE /sessions/:id), on every
+   * instance. False when no such session belongs to the user: another user's handle ends nothing.
+   */
+  async destroyForUser(user: string, id: string): Promise<boolean> {
+    const json = await this.#ctx.store.get(recordKey(id));
+    if (json === null || parseRecord(json, id)?.user !== user) return false;
+    await this.destroy(id, user);
+    return true;
   }
 
   close(): void {
@@ -367,6 +409,7 @@ function parseRecord(json: string, id: string): SessionRecord | undefined {
   if (typeof r.authTime !== 'number' || typeof r.createdAt !== 'number' || typeof r.lastSeenAt !== 'number') return undefined;
   if (r.email !== undefined && typeof r.email !== 'string') return undefined;
   if (r.credential !== undefined && typeof r.credential !== 'string') return undefined;
+  if ((r.ip !== undefined && typeof r.ip !== 'string') || (r.userAgent !== undefined && typeof r.userAgent !== 'string')) return undefined;
   if (r.pendingMfa !== undefined) {
     const p = r.pendingMfa as { methods?: unknown } | null;
     if (typeof p !== 'object' || p === null || !isStringArray(p.methods)) return undefined;

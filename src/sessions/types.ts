@@ -42,6 +42,10 @@ export interface SessionRecord {
    * ends every session made with the old one.
    */
   readonly credential?: string | undefined;
+  /** Client address at sign-in (shown on the account page and by GET /sessions). */
+  readonly ip?: string | undefined;
+  /** The browser's User-Agent at sign-in, truncated (account page: the device). */
+  readonly userAgent?: string | undefined;
 }
 
 /** What a caller supplies to start a session; the service fills in id and timestamps. */
@@ -58,6 +62,9 @@ export interface NewSession {
   readonly oidc?: OidcSessionInfo | undefined;
   /** The user's password hash at sign-in (only its keyed fingerprint is stored). */
   readonly passwordHash?: string | undefined;
+  /** Client address and User-Agent of the sign-in request (GET /sessions, the account page). */
+  readonly ip?: string | undefined;
+  readonly userAgent?: string | undefined;
 }
 
 /** What a session cookie resolves to. */

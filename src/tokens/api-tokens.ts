@@ -20,6 +20,7 @@ import { LRUCache } from 'lru-cache';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/schema.js';
 import type { GatewayContext, UserRecord } from '../context.js';
+import { audit, type AuditOrigin } from '../ops/audit.js';
 import type { Metrics } from '../ops/metrics.js';
 import { RESYNC_CHANNEL, type Store } from '../store/types.js';
 import { GatewayError, type ErrorCode } from '../errors.js';
@@ -94,6 +95,11 @@ export interface ApiTokenDeps {
   readonly config: Pick<Config, 'tokens'>;
   readonly log?: Pick<FastifyBaseLogger, 'warn'> | undefined;
   readonly metrics?: Pick<Metrics, 'cache'> | undefined;
+  /**
+   * Where `token.created` / `token.revoked` go (SPEC 7): `audit` when set (a gateway context's
+   * `audit.destination`), else `log` when it can write info lines. Neither: no audit line.
+   */
+  readonly audit?: Pick<FastifyBaseLogger, 'info'> | undefined;
 }
 
 export interface ApiTokenOptions {
@@ -157,6 +163,7 @@ export class ApiTokenService {
   readonly defaultTtlMs: number;
   private readonly store: Store;
   private readonly log: Pick<FastifyBaseLogger, 'warn'> | undefined;
+  private readonly auditLog: Pick<FastifyBaseLogger, 'info'> | undefined;
   private readonly metrics: Pick<Metrics, 'cache'> | undefined;
   private readonly now: () => number;
   private readonly positive = new LRUCache<string, ApiTokenRecord>({ max: CACHE_MAX, ttl: POSITIVE_CACHE_TTL_MS });
@@ -170,6 +177,7 @@ export class ApiTokenService {
   constructor(deps: ApiTokenDeps, options: ApiTokenOptions = {}) {
     this.store = deps.store;
     this.log = deps.log;
+    this.auditLog = deps.audit ?? (deps.log !== undefined && 'info' in deps.log ? (deps.log as Pick<FastifyBaseLogger, 'info'>) : undefined);
     this.metrics = deps.metrics;
     this.now = options.now ?? Date.now;
     this.prefix = tokenPrefix(deps.config);
@@ -194,7 +202,8 @@ export class ApiTokenService {
     return key.startsWith(this.prefix);
   }
 
-  async createToken(input: { user: string; name: string; ttlMs?: number | undefined; scopes?: readonly string[] | undefined }): Promise<CreatedApiToken> {
+  /** Creates a token; `origin` describes the request for its `token.created` audit event. */
+  async createToken(input: { user: string; name: string; ttlMs?: number | undefined; scopes?: readonly string[] | undefined }, origin: AuditOrigin = {}): Promise<CreatedApiToken> {
     const ttlMs = input.ttlMs ?? this.defaultTtlMs;
     if (!Number.isFinite(ttlMs) || ttlMs < 1000) throw new GatewayError('bad_request', 'The token lifetime must be at least 1 second.');
     if ((await this.activeCount(input.user)) >= MAX_TOKENS_PER_USER) throw new GatewayError('bad_request', `A user may hold at most ${MAX_TOKENS_PER_USER} API tokens; revoke one first.`);
@@ -217,6 +226,7 @@ export class ApiTokenService {
     await this.store.set(`apitoken:id:${record.id}`, hash, keepMs);
     await this.store.indexAdd(userIndex(input.user), record.id, keepMs);
     this.negative.delete(hash);
+    this.audit('token.created', record, origin);
     return { id: record.id, token, name: record.name, scopes: record.scopes, createdAt: record.createdAt, expiresAt: record.expiresAt };
   }
 
@@ -237,22 +247,22 @@ export class ApiTokenService {
   }
 
   /** Revokes one of `user`'s tokens by id. False when no such token belongs to the user. */
-  async revokeToken(user: string, id: string): Promise<boolean> {
+  async revokeToken(user: string, id: string, origin: AuditOrigin = {}): Promise<boolean> {
     const hash = await this.store.get(`apitoken:id:${id}`);
     if (hash === null) return false;
     const record = await this.recordByHash(hash);
     if (!record || record.user !== user) return false;
-    if (record.revokedAt === undefined) await this.revokeRecord(hash, record);
+    if (record.revokedAt === undefined) await this.revokeRecord(hash, record, origin);
     return true;
   }
 
   /** Revokes a token given its secret (RFC 7009). Returns the record, or undefined when unknown. */
-  async revokeByToken(token: string): Promise<ApiTokenRecord | undefined> {
+  async revokeByToken(token: string, origin: AuditOrigin = {}): Promise<ApiTokenRecord | undefined> {
     if (!this.isWellFormed(token)) return undefined;
     const hash = hashToken(token);
     const record = await this.recordByHash(hash);
     if (!record) return undefined;
-    if (record.revokedAt === undefined) await this.revokeRecord(hash, record);
+    if (record.revokedAt === undefined) await this.revokeRecord(hash, record, origin);
     return record;
   }
 
@@ -365,7 +375,13 @@ export class ApiTokenService {
     return (await this.listTokens(user)).filter((t) => t.expiresAt * 1000 > this.now()).length;
   }
 
-  private async revokeRecord(hash: string, record: ApiTokenRecord): Promise<void> {
+  /** One audit line per created or revoked token: its id and owner, never the token or its hash. */
+  private audit(event: 'token.created' | 'token.revoked', record: ApiTokenRecord, origin: AuditOrigin): void {
+    if (this.auditLog === undefined) return;
+    audit({ log: this.auditLog }, event, { user: record.user, id: record.id, ...origin });
+  }
+
+  private async revokeRecord(hash: string, record: ApiTokenRecord, origin: AuditOrigin): Promise<void> {
     const nowMs = this.now();
     const tombstone: ApiTokenRecord = { ...record, revokedAt: Math.floor(nowMs / 1000) };
     const keepMs = Math.max(1000, record.expiresAt * 1000 - nowMs + RETAIN_AFTER_EXPIRY_MS);
@@ -375,6 +391,7 @@ export class ApiTokenService {
     await this.store.delete(`apitoken:id:${record.id}`);
     await this.store.delete(`apitoken:used:${record.id}`);
     await this.store.indexRemove(userIndex(record.user), record.id);
+    this.audit('token.revoked', record, origin);
   }
 }
 

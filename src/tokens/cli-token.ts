@@ -1,8 +1,11 @@
 // `authgate token create` (SPEC 2): an API token created straight in the configured store, e.g.
 // for a service account, printed once by the CLI. The user must be in the user directory: the
 // `token` authenticator refuses tokens of unknown users, so such a token would never work.
+import { Writable } from 'node:stream';
 import { loadConfig } from '../config/load.js';
 import { createUserDirectory } from '../credentials/users.js';
+import { openAuditLog } from '../ops/audit.js';
+import { createLogger } from '../ops/logger.js';
 import { createStore } from '../store/index.js';
 import { parseDuration } from '../util/duration.js';
 import { ApiTokenService, MAX_TOKEN_TTL_MS, SCOPE_RE, type CreatedApiToken } from './api-tokens.js';
@@ -21,6 +24,16 @@ export interface CliTokenRequest {
 }
 
 const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** A stream that hands each written line to `write` (pino's JSON lines to the CLI's stderr). */
+function lineWriter(write: (line: string) => void): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') write(line);
+      cb();
+    },
+  });
+}
 
 function cliTtlMs(ttl: string | undefined): number | undefined {
   if (ttl === undefined) return undefined;
@@ -68,11 +81,15 @@ export async function createTokenFromCli(req: CliTokenRequest): Promise<CreatedA
     } finally {
       await users.close();
     }
-    const service = new ApiTokenService({ store, config: cfg });
+    // token.created goes to the audit destination, else to stderr: stdout carries only the token.
+    const auditLog = cfg.audit ? openAuditLog(cfg.audit.destination, loaded.dir, 'stderr') : { logger: createLogger('info', lineWriter(req.warn)), close: () => undefined };
+    auditLog.logger.level = 'info';
+    const service = new ApiTokenService({ store, config: cfg, audit: auditLog.logger });
     try {
-      return await service.createToken({ user: req.user, name, ttlMs, scopes });
+      return await service.createToken({ user: req.user, name, ttlMs, scopes }, { method: 'admin-cli' });
     } finally {
       service.close();
+      auditLog.close();
     }
   } finally {
     await store.close();

@@ -4,6 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { GatewayContext, UserRecord } from '../context.js';
 import { GatewayError } from '../errors.js';
+import { audit, type AuditOrigin } from '../ops/audit.js';
 import { classifyBearer, FamilyUserCheck, JwsVerifier, selfKeySource } from '../pipeline/authenticators/jwt.js';
 import { acquireDenylist, type Denylist } from './denylist.js';
 import {
@@ -56,7 +57,7 @@ function parsePair(text: string | null): TokenPair | undefined {
   }
 }
 
-export type JwtServiceContext = Pick<GatewayContext, 'config' | 'signing' | 'publicUrl' | 'prefix' | 'store' | 'users' | 'log'>;
+export type JwtServiceContext = Pick<GatewayContext, 'config' | 'signing' | 'publicUrl' | 'prefix' | 'store' | 'users' | 'log' | 'audit'>;
 
 /** Issues, refreshes, verifies and revokes the gateway's own JWTs. One per loaded config. */
 export class JwtService {
@@ -106,7 +107,7 @@ export class JwtService {
     const user = await this.#ctx.users.get(state.user);
     if (user === undefined || user.disabled || user.version !== state.ver) {
       this.#ctx.log.info({ fam }, 'refresh refused: the user changed or was disabled; family revoked');
-      await this.revokeFamily(fam, state.user);
+      await this.revokeFamily(fam, state.user, { reason: 'user_changed' });
       throw new GatewayError('token_revoked');
     }
 
@@ -132,7 +133,7 @@ export class JwtService {
     }
     // A spent token again, outside the grace window: someone else holds a copy (RFC 9700 §4.14.2).
     this.#ctx.log.warn({ fam, event: 'refresh_reuse' }, 'refresh token reuse detected; the whole family is revoked');
-    await this.revokeFamily(fam, state.user);
+    await this.revokeFamily(fam, state.user, { reason: 'refresh_reuse' });
     throw new GatewayError('token_revoked');
   }
 
@@ -158,26 +159,30 @@ export class JwtService {
   }
 
   /** POST /jwt/revoke: ends the refresh token's family and every access token of it. */
-  async revoke(token: unknown): Promise<void> {
+  async revoke(token: unknown, origin: AuditOrigin = {}): Promise<void> {
     const own = await this.verifyOwn(token);
     if (own.kind !== 'refresh') throw new GatewayError('bad_request', 'Not a refresh token.');
     if (own.fam === undefined) throw new GatewayError('invalid_token');
-    await this.revokeFamily(own.fam, typeof own.payload.sub === 'string' ? own.payload.sub : undefined);
+    await this.revokeFamily(own.fam, typeof own.payload.sub === 'string' ? own.payload.sub : undefined, { reason: 'user_request', ...origin });
   }
 
-  /** Revokes a family on every instance: its refresh tokens and the access tokens carrying its id. */
-  async revokeFamily(fam: string, username?: string): Promise<void> {
+  /**
+   * Revokes a family on every instance: its refresh tokens and the access tokens carrying its id.
+   * One `jwt.family_revoked` audit event (SPEC 7) with the family id, never a token.
+   */
+  async revokeFamily(fam: string, username?: string, origin: AuditOrigin = {}): Promise<void> {
     const s = this.settings;
     const lastPossibleExp = nowSeconds() + Math.max(s.accessTtlSeconds, s.refreshTtlSeconds) + Math.ceil((CLOCK_TOLERANCE_MS + TTL_SLACK_MS) / 1000);
     await this.#denylist.revoke('fam', fam, lastPossibleExp);
     await this.#ctx.store.delete(familyKey(fam));
     if (username !== undefined) await this.#ctx.store.indexRemove(userFamiliesIndex(username), fam);
+    audit(this.#ctx, 'jwt.family_revoked', { user: username, id: fam, ...origin });
   }
 
   /** Revokes every family of a user (logout everywhere, THREATS 32). Returns how many. */
-  async revokeUser(username: string): Promise<number> {
+  async revokeUser(username: string, origin: AuditOrigin = {}): Promise<number> {
     const fams = await this.#ctx.store.indexMembers(userFamiliesIndex(username));
-    for (const fam of fams) if (ID_RE.test(fam)) await this.revokeFamily(fam, username);
+    for (const fam of fams) if (ID_RE.test(fam)) await this.revokeFamily(fam, username, origin);
     return fams.length;
   }
 
@@ -228,10 +233,10 @@ export class JwtService {
 }
 
 /** Ends every JWT family of a user, e.g. at logout; safe to call when the user has none. */
-export async function revokeUserJwtFamilies(ctx: JwtServiceContext, username: string): Promise<number> {
+export async function revokeUserJwtFamilies(ctx: JwtServiceContext, username: string, origin: AuditOrigin = {}): Promise<number> {
   const service = new JwtService(ctx);
   try {
-    return await service.revokeUser(username);
+    return await service.revokeUser(username, origin);
   } finally {
     service.close();
   }
