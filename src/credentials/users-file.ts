@@ -9,7 +9,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import type { UserDirectory, UserRecord } from '../context.js';
-import { passwordHashFormat } from './passwords.js';
+import { hashShape, passwordHashFormat } from './passwords.js';
 
 export type LoginIdentifier = 'username' | 'email';
 
@@ -188,6 +188,7 @@ export class UsersFileDirectory implements UserDirectory {
   readonly #byEmail: boolean;
   readonly #listeners = new Set<ChangeListener>();
   #users: ParsedUsers;
+  #shapes: { users: ParsedUsers; hashes: readonly string[] } | undefined;
   #contentHash: string;
   /** Hash of the last content that failed to load, so a broken file is reported once. */
   #failedHash: string | undefined;
@@ -248,6 +249,19 @@ export class UsersFileDirectory implements UserDirectory {
 
   getSync(username: string): UserRecord | undefined {
     return this.#users.byName.get(username);
+  }
+
+  /** One hash per cost shape in the file (recomputed after a reload), for login timing. */
+  hashShapes(): readonly string[] {
+    if (this.#shapes?.users !== this.#users) {
+      const byShape = new Map<string, string>();
+      for (const user of this.#users.byName.values()) {
+        const shape = user.passwordHash === undefined ? undefined : hashShape(user.passwordHash);
+        if (shape !== undefined && !byShape.has(shape)) byShape.set(shape, user.passwordHash!);
+      }
+      this.#shapes = { users: this.#users, hashes: [...byShape.values()] };
+    }
+    return this.#shapes.hashes;
   }
 
   onChange(listener: ChangeListener): () => void {

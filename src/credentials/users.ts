@@ -71,6 +71,9 @@ class SubscribedDirectory implements UserDirectory {
   onChange(listener: (username?: string) => void): () => void {
     return this.inner.onChange(listener);
   }
+  hashShapes(): readonly string[] | undefined {
+    return this.inner instanceof UsersFileDirectory ? this.inner.hashShapes() : undefined;
+  }
   async close(): Promise<void> {
     this.unsubscribe();
     await this.inner.close();

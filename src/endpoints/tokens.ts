@@ -140,7 +140,7 @@ export default async function tokenEndpoints(app: FastifyInstance, rt: Runtime):
     const body = bodyOf(request);
     const username = requiredString(body, 'username');
     const password = requiredString(body, 'password');
-    const check = await verifyLogin(ctx, username, password, rt.toAuthRequest(request).ip);
+    const check = await verifyLogin(ctx, username, password, rt.toAuthRequest(request).ip, { method: 'token-endpoint' });
     if (!check.ok) {
       const headers = check.code === 'locked' && check.retryAfterSeconds !== undefined ? { 'retry-after': String(check.retryAfterSeconds) } : undefined;
       return sendProblem(reply, check.code, undefined, headers);
