@@ -144,6 +144,7 @@ export default async function oauthEndpoints(app: FastifyInstance, rt: Runtime):
         scope: record.scopes.join(' '),
         exp: record.expiresAt,
         iat: record.createdAt,
+        ...(record.authTime !== undefined ? { auth_time: record.authTime } : {}),
         iss: issuer,
         token_type: 'Bearer',
       });

@@ -86,6 +86,14 @@ export function parseScopes(value: unknown): string[] {
   return [...new Set(items)];
 }
 
+/** Scopes members of `groups` may put on their own tokens (`tokens.grantableScopes`, default none). */
+export function grantableScopes(config: Runtime['ctx']['config'], groups: readonly string[]): Set<string> {
+  const byGroup = config.tokens?.grantableScopes ?? {};
+  const out = new Set<string>();
+  for (const group of groups) if (Object.hasOwn(byGroup, group)) for (const scope of byGroup[group] ?? []) out.add(scope);
+  return out;
+}
+
 /** The wire form of a token's metadata (times in epoch seconds, like /me's authTime); never the secret. */
 export function tokenView(t: ApiTokenInfo): Record<string, unknown> {
   return { id: t.id, name: t.name, scopes: t.scopes, createdAt: t.createdAt, expiresAt: t.expiresAt, lastUsedAt: t.lastUsedAt };
@@ -167,7 +175,12 @@ export default async function tokenEndpoints(app: FastifyInstance, rt: Runtime):
     const name = tokenName(body);
     const ttlMs = tokenTtlMs(body);
     const scopes = parseScopes(own(body, 'scopes'));
-    const created = await service.createToken({ user: caller.user, name, ttlMs, scopes });
+    // A user may give their token only the scopes their groups may grant (issue 9.6).
+    const grantable = grantableScopes(ctx.config, caller.groups);
+    const refused = scopes.filter((s) => !grantable.has(s));
+    if (refused.length > 0) return sendProblem(reply, 'forbidden', `You may not grant these scopes: ${refused.join(' ')}.`);
+    // The token is no fresher than the sign-in behind it: a stale session cannot mint a way past require.maxAge (issue 9.9).
+    const created = await service.createToken({ user: caller.user, name, ttlMs, scopes, authTime: caller.authTime });
     return noStore(reply)
       .code(201)
       .send({ ...tokenView({ ...created, lastUsedAt: null }), token: created.token });
