@@ -5,11 +5,14 @@
 // Secrets are stored as password hashes (argon2id, bcrypt, pbkdf2 …); a verified (id, secret)
 // pair is remembered under an HMAC so token issuance does not pay for a slow hash every time.
 // Uncached verifications are bounded in number, so a flood of wrong secrets cannot queue up
-// unbounded hashing work; an unknown client costs as much as a wrong secret.
+// unbounded hashing work; an unknown client costs as much as a wrong secret. Uncached checks
+// also go through the login lockout (account `oauth-client:<id>`, and the caller's address), so
+// guessing a client secret is limited like guessing a password (issue 9.12).
 import type { IncomingHttpHeaders } from 'node:http';
 import { LRUCache } from 'lru-cache';
 import type { Config } from '../config/schema.js';
-import type { GatewayContext } from '../context.js';
+import type { GatewayContext, Lockout } from '../context.js';
+import { attemptWithLockout } from '../credentials/lockout.js';
 import { burnPasswordTime, verifyPassword } from '../credentials/passwords.js';
 import { durationMs } from '../util/duration.js';
 import { keyedHash } from '../util/secure.js';
@@ -35,7 +38,11 @@ export interface OAuthError {
   readonly description: string;
 }
 
-export type ClientAuthentication = { readonly ok: true; readonly client: OAuthClient } | ({ readonly ok: false } & OAuthError);
+export type ClientAuthentication =
+  | { readonly ok: true; readonly client: OAuthClient }
+  | ({ readonly ok: false } & OAuthError)
+  /** Too many failed client authentications for this client id or from this address (429 `locked`). */
+  | { readonly ok: false; readonly status: 429; readonly error: 'locked'; readonly retryAfterSeconds: number };
 
 interface PresentedCredentials {
   readonly id: string;
@@ -88,18 +95,24 @@ export class OAuthClients {
   private readonly cacheKey: Buffer;
   private readonly verify: (secret: string, encoded: string) => Promise<boolean>;
   private readonly maxInFlight: number;
+  private readonly lockout: Lockout | undefined;
   private readonly verified = new LRUCache<string, true>({ max: VERIFIED_CACHE_MAX, ttl: VERIFIED_CACHE_TTL_MS });
   private inFlight = 0;
 
-  constructor(ctx: { readonly config: Pick<Config, 'oauth'>; readonly cacheKey: GatewayContext['cacheKey'] }, options: OAuthClientsOptions = {}) {
+  constructor(ctx: { readonly config: Pick<Config, 'oauth'>; readonly cacheKey: GatewayContext['cacheKey']; readonly lockout?: Lockout | undefined }, options: OAuthClientsOptions = {}) {
+    this.lockout = ctx.lockout;
     this.clients = clientsFromConfig(ctx.config);
     this.cacheKey = ctx.cacheKey;
     this.verify = options.verify ?? verifyPassword;
     this.maxInFlight = options.maxInFlight ?? MAX_VERIFICATIONS_IN_FLIGHT;
   }
 
-  /** Authenticates the client of a request to /oauth/*, from its headers and (parsed) form body. */
-  async authenticate(headers: IncomingHttpHeaders, body: Readonly<Record<string, unknown>>): Promise<ClientAuthentication> {
+  /**
+   * Authenticates the client of a request to /oauth/*, from its headers and (parsed) form body.
+   * `address` (the caller's) puts uncached checks through the lockout; a secret already proven
+   * (cached) is not a guess and is not counted. Throws StoreUnavailableError (fail closed).
+   */
+  async authenticate(headers: IncomingHttpHeaders, body: Readonly<Record<string, unknown>>, address?: string): Promise<ClientAuthentication> {
     const basic = basicCredentials(headers.authorization);
     const formId = Object.hasOwn(body, 'client_id') ? body.client_id : undefined;
     const formSecret = Object.hasOwn(body, 'client_secret') ? body.client_secret : undefined;
@@ -125,15 +138,24 @@ export class OAuthClients {
     if (this.inFlight >= this.maxInFlight) return { ok: false, status: 503, error: 'temporarily_unavailable', description: 'Too many client authentications in progress; retry shortly.' };
     this.inFlight++;
     try {
-      if (client === undefined) {
-        await burnPasswordTime(presented.secret);
+      const check = async (): Promise<boolean> => {
+        if (client === undefined) {
+          await burnPasswordTime(presented.secret);
+          return false;
+        }
+        return this.verify(presented.secret, client.secretHash);
+      };
+      if (this.lockout !== undefined && address !== undefined) {
+        const outcome = await attemptWithLockout(this.lockout, `oauth-client:${presented.id}`, address, check);
+        if (!outcome.ok) return outcome.reason === 'locked' ? { ok: false, status: 429, error: 'locked', retryAfterSeconds: outcome.retryAfterSeconds } : invalidClient();
+      } else if (!(await check())) {
         return invalidClient();
       }
-      if (!(await this.verify(presented.secret, client.secretHash))) return invalidClient();
     } finally {
       this.inFlight--;
     }
-    if (cacheKey !== undefined) this.verified.set(cacheKey, true);
+    if (client === undefined || cacheKey === undefined) return invalidClient();
+    this.verified.set(cacheKey, true);
     return { ok: true, client };
   }
 }
