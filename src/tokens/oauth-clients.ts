@@ -109,8 +109,8 @@ export class OAuthClients {
 
   /**
    * Authenticates the client of a request to /oauth/*, from its headers and (parsed) form body.
-   * `address` (the caller's) puts uncached checks through the lockout; a secret already proven
-   * (cached) is not a guess and is not counted. Throws StoreUnavailableError (fail closed).
+   * With `address` (the caller's), uncached checks go through the lockout and a proven (cached)
+   * secret is refused while the client is locked. Throws StoreUnavailableError (fail closed).
    */
   async authenticate(headers: IncomingHttpHeaders, body: Readonly<Record<string, unknown>>, address?: string): Promise<ClientAuthentication> {
     const basic = basicCredentials(headers.authorization);
@@ -133,7 +133,15 @@ export class OAuthClients {
 
     const client = this.clients.get(presented.id);
     const cacheKey = client === undefined ? undefined : keyedHash(this.cacheKey, 'oauth-client', client.id, client.secretHash, presented.secret);
-    if (client !== undefined && cacheKey !== undefined && this.verified.has(cacheKey)) return { ok: true, client };
+    const account = `oauth-client:${presented.id}`;
+    if (client !== undefined && cacheKey !== undefined && this.verified.has(cacheKey)) {
+      // A proven secret skips the hash, not the lock: a locked client is locked for everyone, as a locked login is.
+      if (this.lockout !== undefined && address !== undefined) {
+        const lock = await this.lockout.check(account, address);
+        if (lock.locked) return { ok: false, status: 429, error: 'locked', retryAfterSeconds: lock.retryAfterSeconds };
+      }
+      return { ok: true, client };
+    }
 
     if (this.inFlight >= this.maxInFlight) return { ok: false, status: 503, error: 'temporarily_unavailable', description: 'Too many client authentications in progress; retry shortly.' };
     this.inFlight++;
@@ -146,7 +154,7 @@ export class OAuthClients {
         return this.verify(presented.secret, client.secretHash);
       };
       if (this.lockout !== undefined && address !== undefined) {
-        const outcome = await attemptWithLockout(this.lockout, `oauth-client:${presented.id}`, address, check);
+        const outcome = await attemptWithLockout(this.lockout, account, address, check);
         if (!outcome.ok) return outcome.reason === 'locked' ? { ok: false, status: 429, error: 'locked', retryAfterSeconds: outcome.retryAfterSeconds } : invalidClient();
       } else if (!(await check())) {
         return invalidClient();
