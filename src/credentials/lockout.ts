@@ -126,10 +126,11 @@ export function createLockout(store: Store, cfg: LockoutConfig | undefined): Loc
         ]);
         const lockedMs = Math.max(remaining(acctLock), remaining(addrLock));
         if (lockedMs > 0 || acctCount > settings.maxFailures || addrCount > settings.maxFailuresPerAddress) {
-          // Not granted: hand both back, so refused attempts (a user retrying against a lock
-          // someone else caused) do not pile up on their own address. The count never drops
-          // below the granted reservations, so nothing past the limit is ever granted.
-          await Promise.all([store.incr(K.accountFailures(acct), settings.windowMs, -1), store.incr(K.addressFailures(addr), settings.windowMs, -1)]);
+          // Not granted: the address gets its attempt back, so a user retrying against a lock
+          // someone else caused does not lock their own address. The account's count stays
+          // (it is over the limit either way): were it handed back after a success had reset
+          // it, it would go negative and buy extra guesses.
+          await store.incr(K.addressFailures(addr), settings.windowMs, -1);
           return { granted: false, retryAfterSeconds: seconds(lockedMs > 0 ? lockedMs : settings.durationMs) };
         }
         let settled = false;
