@@ -13,6 +13,7 @@ import { LRUCache } from 'lru-cache';
 import type { Config } from '../config/schema.js';
 import type { GatewayContext, Lockout } from '../context.js';
 import { attemptWithLockout } from '../credentials/lockout.js';
+import { audit, type AuditSink } from '../ops/audit.js';
 import { burnPasswordTime, verifyPassword } from '../credentials/passwords.js';
 import { durationMs } from '../util/duration.js';
 import { keyedHash } from '../util/secure.js';
@@ -96,11 +97,16 @@ export class OAuthClients {
   private readonly verify: (secret: string, encoded: string) => Promise<boolean>;
   private readonly maxInFlight: number;
   private readonly lockout: Lockout | undefined;
+  private readonly sink: AuditSink | undefined;
   private readonly verified = new LRUCache<string, true>({ max: VERIFIED_CACHE_MAX, ttl: VERIFIED_CACHE_TTL_MS });
   private inFlight = 0;
 
-  constructor(ctx: { readonly config: Pick<Config, 'oauth'>; readonly cacheKey: GatewayContext['cacheKey']; readonly lockout?: Lockout | undefined }, options: OAuthClientsOptions = {}) {
+  constructor(
+    ctx: { readonly config: Pick<Config, 'oauth'>; readonly cacheKey: GatewayContext['cacheKey']; readonly lockout?: Lockout | undefined } & Partial<AuditSink>,
+    options: OAuthClientsOptions = {},
+  ) {
     this.lockout = ctx.lockout;
+    this.sink = ctx.log === undefined ? undefined : { log: ctx.log, audit: ctx.audit };
     this.clients = clientsFromConfig(ctx.config);
     this.cacheKey = ctx.cacheKey;
     this.verify = options.verify ?? verifyPassword;
@@ -155,6 +161,9 @@ export class OAuthClients {
       };
       if (this.lockout !== undefined && address !== undefined) {
         const outcome = await attemptWithLockout(this.lockout, account, address, check);
+        if (!outcome.ok && outcome.reason === 'wrong' && outcome.newlyLocked && this.sink) {
+          audit(this.sink, 'lockout', { user: presented.id.slice(0, 200), ip: address, method: 'oauth-client', reason: 'max_failures' });
+        }
         if (!outcome.ok) return outcome.reason === 'locked' ? { ok: false, status: 429, error: 'locked', retryAfterSeconds: outcome.retryAfterSeconds } : invalidClient();
       } else if (!(await check())) {
         return invalidClient();

@@ -53,10 +53,18 @@ async function start(t: Test, extra: Record<string, unknown> = {}) {
 const login = (gw: TestGateway, username: string, password: string) =>
   callGateway(gw, '/.auth/login', { method: 'POST', headers: json, body: JSON.stringify({ username, password }) });
 
-t.test('9.7: 32 concurrent wrong guesses over /login, /token, /jwt/token and Basic, then the right password (redis store)', async (t) => {
-  const keyPrefix = `test:o-creds:${randomUUID()}:`;
-  t.teardown(() => deleteRedisKeys(keyPrefix));
-  const { gw, echo } = await start(t, { store: { driver: 'redis', redis: { url: REDIS_URL, keyPrefix } } });
+const drivers: Record<string, (t: Test) => Record<string, unknown>> = {
+  memory: () => ({ driver: 'memory' }),
+  sqlite: () => ({ driver: 'sqlite', sqlite: { path: './data/store.db' } }),
+  redis: (t) => {
+    const keyPrefix = `test:o-creds:${randomUUID()}:`;
+    t.teardown(() => deleteRedisKeys(keyPrefix));
+    return { driver: 'redis', redis: { url: REDIS_URL, keyPrefix } };
+  },
+};
+
+for (const [driver, storeConfig] of Object.entries(drivers)) t.test(`9.7: 32 concurrent wrong guesses over /login, /token, /jwt/token and Basic, then the right password (${driver} store)`, async (t) => {
+  const { gw, echo } = await start(t, { store: storeConfig(t) });
   const guesses = Array.from({ length: 32 }, (_, i) => {
     const password = `wrong-${i}`;
     switch (i % 4) {

@@ -116,6 +116,7 @@ t.test('9.12: a client cannot revoke what was not issued to it; client secret gu
   t.equal(right.status, 429, 'a fresh connection with the right secret is locked out too');
   t.match(right.body, { code: 'locked' });
   t.ok(Number(right.headers['retry-after']) > 0);
+  t.match(gw.logs.filter((l) => l.audit === true && l.event === 'lockout'), [{ user: 'billing', method: 'oauth-client' }], 'one lockout audit event');
   t.notOk(gw.rawLogs.some((l) => l.includes(SECRET)), 'no secret logged');
 });
 
