@@ -29,13 +29,41 @@ export interface UserDirectory {
   get(username: string): Promise<UserRecord | undefined>;
   /** Called with a username (or undefined for "everything may have changed") after a change. */
   onChange(listener: (username?: string) => void): () => void;
+  /**
+   * One password hash of each cost shape the directory holds (algorithm and parameters), the
+   * same array until the users change; absent when the directory cannot list them (PostgreSQL).
+   * Unknown users' answers are timed against these (src/credentials/login-timing.ts).
+   */
+  hashShapes?(): readonly string[] | undefined;
   close(): Promise<void>;
 }
 
 export type LockState = { locked: false } | { locked: true; retryAfterSeconds: number };
 
+/**
+ * One attempt reserved against an account and an address before a secret is checked (see
+ * `Lockout.reserve`). Exactly one of `succeeded` / `failed` must be called once the secret is checked.
+ */
+export type AttemptReservation =
+  | {
+      readonly granted: true;
+      /** The secret was right: resets the account's counter and gives the address its attempt back. */
+      succeeded(): Promise<void>;
+      /** The secret was wrong: the attempt stays counted; `newlyLocked` when this one set a lock. */
+      failed(): Promise<LockState & { newlyLocked?: boolean }>;
+    }
+  | { readonly granted: false; readonly retryAfterSeconds: number };
+
 export interface Lockout {
+  /**
+   * Atomically takes one of the account's and the address's attempts for this window, before any
+   * hashing: at most `maxFailures` guesses are ever evaluated per account, however many arrive at
+   * once (issue 9.7). Not granted = locked (429).
+   */
+  reserve(account: string, address: string): Promise<AttemptReservation>;
+  /** Read-only lock state (cheap checks, e.g. cached Basic credentials). */
   check(account: string, address: string): Promise<LockState>;
+  /** Unreserved failure count (kept for callers that check before reserving became available). */
   recordFailure(account: string, address: string): Promise<LockState>;
   recordSuccess(account: string): Promise<void>;
 }

@@ -278,7 +278,18 @@ export const ConfigSchema = Strict(
         recoveryCodes: Type.Optional(Type.Integer({ minimum: 0, maximum: 50 })),
       }),
     ),
-    tokens: Type.Optional(Strict({ prefix: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_]{2,16}$' })), defaultTtl: Type.Optional(Duration) })),
+    tokens: Type.Optional(
+      Strict({
+        prefix: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_]{2,16}$' })),
+        defaultTtl: Type.Optional(Duration),
+        // Scopes a user may put on their own tokens (POST /tokens), by group; default none. The admin CLI may grant any.
+        grantableScopes: Type.Optional(
+          Type.Record(Type.String({ minLength: 1 }), Type.Array(Type.String({ pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]{1,64}$' })), {
+            description: 'scopes a user may put on their own API tokens, by group (default: none)',
+          }),
+        ),
+      }),
+    ),
     jwt: Type.Optional(
       Strict({
         accessTtl: Type.Optional(Duration),

@@ -1,9 +1,16 @@
 // Brute-force lockout (SPEC 6 "Brute force"): fixed-window failure counters in the store, per
-// account and per client address. The account key is the lowercased login name whether or not
-// such a user exists, so a lockout never reveals which accounts exist (THREATS 25).
+// account and per client address. The account is the resolved user's name when the login names
+// a user (so `alice`, `alice@example.com` and `ALICE@example.com` share one counter), else the
+// name as typed; both lowercased, so a lockout never reveals which accounts exist (THREATS 25).
+//
+// Attempts are reserved before the secret is checked (`reserve`): the counters are incremented
+// atomically first and only the first `maxFailures` reservations of a window are granted, so a
+// burst of concurrent guesses cannot get more evaluations than the limit (issue 9.7). A success
+// hands its reservation back. `attemptWithLockout` wraps that for any secret (password, TOTP,
+// recovery or email code).
 import { isIPv4, isIPv6 } from 'node:net';
 import type { LoginConfig } from '../config/schema.js';
-import type { Lockout, LockState } from '../context.js';
+import type { AttemptReservation, Lockout, LockState } from '../context.js';
 import type { Store } from '../store/types.js';
 import { unavailable } from '../store/shared.js';
 import { durationMs } from '../util/duration.js';
@@ -30,7 +37,7 @@ export function lockoutSettings(cfg: LockoutConfig | undefined): LockoutSettings
   };
 }
 
-/** The account a lockout counts against: the login name as typed, case-folded. */
+/** The account a lockout counts against: the resolved username (else the login as typed), case-folded. */
 export function accountKey(login: string): string {
   return sha256Hex(login.toLowerCase()).slice(0, 40);
 }
@@ -106,9 +113,85 @@ export function createLockout(store: Store, cfg: LockoutConfig | undefined): Loc
         return { locked: true, retryAfterSeconds: seconds(settings.durationMs) };
       }),
 
+    reserve: (account, address) =>
+      guard(async (): Promise<AttemptReservation> => {
+        const acct = accountKey(account);
+        const addr = addressKey(address);
+        // One round trip: the lock keys are read while the counters are taken.
+        const [acctLock, addrLock, acctCount, addrCount] = await Promise.all([
+          store.ttl(K.accountLock(acct)),
+          store.ttl(K.addressLock(addr)),
+          store.incr(K.accountFailures(acct), settings.windowMs),
+          store.incr(K.addressFailures(addr), settings.windowMs),
+        ]);
+        const lockedMs = Math.max(remaining(acctLock), remaining(addrLock));
+        if (lockedMs > 0 || acctCount > settings.maxFailures || addrCount > settings.maxFailuresPerAddress) {
+          // Not granted: the address gets its attempt back, so a user retrying against a lock
+          // someone else caused does not lock their own address. The account's count stays
+          // (it is over the limit either way): were it handed back after a success had reset
+          // it, it would go negative and buy extra guesses.
+          await store.incr(K.addressFailures(addr), settings.windowMs, -1);
+          return { granted: false, retryAfterSeconds: seconds(lockedMs > 0 ? lockedMs : settings.durationMs) };
+        }
+        let settled = false;
+        return {
+          granted: true,
+          succeeded: () =>
+            guard(async () => {
+              if (settled) return;
+              settled = true;
+              await Promise.all([store.delete(K.accountFailures(acct)), store.incr(K.addressFailures(addr), settings.windowMs, -1)]);
+            }),
+          failed: () =>
+            guard(async (): Promise<LockState & { newlyLocked?: boolean }> => {
+              if (settled) return { locked: false };
+              settled = true;
+              const locks: Promise<boolean>[] = [];
+              // This reservation's count is this failure's rank in the window.
+              if (acctCount >= settings.maxFailures) locks.push(store.setIfAbsent(K.accountLock(acct), '1', settings.durationMs));
+              if (addrCount >= settings.maxFailuresPerAddress) locks.push(store.setIfAbsent(K.addressLock(addr), '1', settings.durationMs));
+              if (locks.length === 0) return { locked: false };
+              const set = await Promise.all(locks);
+              return { locked: true, retryAfterSeconds: seconds(settings.durationMs), newlyLocked: set.includes(true) };
+            }),
+        };
+      }),
+
     recordSuccess: (account) =>
       guard(async () => {
         await store.delete(K.accountFailures(accountKey(account)));
       }),
   };
+}
+
+export type AttemptOutcome =
+  | { readonly ok: true }
+  /** Refused before anything was evaluated: the account or the address is locked (429). */
+  | { readonly ok: false; readonly reason: 'locked'; readonly retryAfterSeconds: number }
+  /** Evaluated and wrong (401); `newlyLocked`: this failure locked the account or the address. */
+  | { readonly ok: false; readonly reason: 'wrong'; readonly newlyLocked: boolean };
+
+/**
+ * One attempt against an account: reserves it (refused while locked, without evaluating
+ * anything), runs `evaluate` (true = the secret was right), then settles the reservation. The
+ * one way every secret check — password, TOTP, recovery code, email code — counts toward the
+ * lockout; `account` is the resolved username when there is one. Throws StoreUnavailableError
+ * when the store is down (fail closed); an `evaluate` that throws counts as a failure.
+ */
+export async function attemptWithLockout(lockout: Lockout, account: string, address: string, evaluate: () => Promise<boolean>): Promise<AttemptOutcome> {
+  const reservation = await lockout.reserve(account, address);
+  if (!reservation.granted) return { ok: false, reason: 'locked', retryAfterSeconds: reservation.retryAfterSeconds };
+  let right: boolean;
+  try {
+    right = await evaluate();
+  } catch (err) {
+    await reservation.failed().catch(() => undefined);
+    throw err;
+  }
+  if (right) {
+    await reservation.succeeded();
+    return { ok: true };
+  }
+  const state = await reservation.failed();
+  return { ok: false, reason: 'wrong', newlyLocked: state.newlyLocked === true };
 }

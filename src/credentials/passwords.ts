@@ -232,3 +232,28 @@ export async function burnPasswordTime(password: string, like?: string): Promise
   const dummy = (like !== undefined ? dummyHashLike(like) : undefined) ?? DUMMY_HASH;
   await verifyPassword(password, dummy);
 }
+
+/**
+ * What a hash costs to check, as a key: algorithm and cost parameters (argon2 m/t/p, bcrypt
+ * cost, pbkdf2 iterations, scrypt N/r/p), without salt or digest. Undefined for unsupported hashes.
+ */
+export function hashShape(encoded: string): string | undefined {
+  const format = passwordHashFormat(encoded);
+  if (format === undefined) return undefined;
+  const parts = encoded.split('$');
+  if (format === 'argon2') return parts.slice(0, 4).join('$');
+  if (format === 'bcrypt') return encoded.slice(0, 7);
+  if (format === 'scrypt') return `scrypt$${parts[1]}$${parts[3]}$${parts[4]}`;
+  return `${parts[0]}$${parts[1]}`;
+}
+
+/**
+ * Whether checking `password` against `encoded` runs the full hash (verifyPassword's early
+ * refusals — too long, bcrypt's 72 bytes, NUL — answer at once, and their time says nothing of the hash's cost).
+ */
+export function checksWholeHash(password: string, encoded: string): boolean {
+  const bytes = passwordBytes(password);
+  if (bytes > MAX_PASSWORD_BYTES) return false;
+  if (encoded.startsWith('$2')) return bytes <= BCRYPT_MAX_PASSWORD_BYTES && !password.includes('\0');
+  return true;
+}

@@ -9,7 +9,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import type { UserDirectory, UserRecord } from '../context.js';
-import { passwordHashFormat } from './passwords.js';
+import { hashShape, passwordHashFormat } from './passwords.js';
 
 export type LoginIdentifier = 'username' | 'email';
 
@@ -88,8 +88,13 @@ function locate(doc: Document, lines: LineCounter, file: string, path: readonly 
 
 const displayPath = (path: readonly (string | number)[]): string => (path.length === 0 ? '(root)' : path.join('.'));
 
-/** Parses and validates a users file's text. Throws UsersFileError listing every problem. */
-export function parseUsersFile(text: string, file: string): ParsedUsers {
+/**
+ * Parses and validates a users file's text. Throws UsersFileError listing every problem.
+ * `clientIds`: OAuth client ids (oauth.clients); a user by one of those names is refused, since
+ * the client's tokens would reach upstreams as that user (`X-Auth-User`, issue 9.11).
+ */
+export function parseUsersFile(text: string, file: string, clientIds: readonly string[] = []): ParsedUsers {
+  const reserved = new Set(clientIds.map((id) => id.toLowerCase()));
   const lines = new LineCounter();
   // prettyErrors off: its code frames would quote the file, which holds password hashes.
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
@@ -130,6 +135,7 @@ export function parseUsersFile(text: string, file: string): ParsedUsers {
     const clash = foldedNames.get(folded);
     if (clash !== undefined) errors.push(`${at()}: users.${username}: differs from user "${clash}" only by case`);
     foldedNames.set(folded, username);
+    if (reserved.has(folded)) errors.push(`${at()}: users.${username}: is also an OAuth client id (oauth.clients): rename the user or the client, or the client's tokens reach upstreams as this user`);
     if (entry.password !== undefined && passwordHashFormat(entry.password) === undefined) {
       errors.push(`${at('password')}: users.${username}.password: not a supported password hash (argon2id, bcrypt, scrypt, pbkdf2_sha256, pbkdf2_sha1), or its cost is too high`);
     }
@@ -174,6 +180,8 @@ export interface UsersFileOptions {
   readonly pollIntervalMs?: number | undefined;
   /** Coalesces the burst of events one save produces (default 50 ms). */
   readonly debounceMs?: number | undefined;
+  /** OAuth client ids: no user may have one as a name (parseUsersFile). */
+  readonly clientIds?: readonly string[] | undefined;
   /** Called after a reload that changed users (not for `notify`): e.g. to tell other instances. */
   readonly onReloaded?: ((changed: readonly string[]) => void) | undefined;
 }
@@ -188,6 +196,7 @@ export class UsersFileDirectory implements UserDirectory {
   readonly #byEmail: boolean;
   readonly #listeners = new Set<ChangeListener>();
   #users: ParsedUsers;
+  #shapes: { users: ParsedUsers; hashes: readonly string[] } | undefined;
   #contentHash: string;
   /** Hash of the last content that failed to load, so a broken file is reported once. */
   #failedHash: string | undefined;
@@ -198,6 +207,7 @@ export class UsersFileDirectory implements UserDirectory {
   #debounce: NodeJS.Timeout | undefined;
   #debounceMs: number;
   readonly #onReloaded: ((changed: readonly string[]) => void) | undefined;
+  readonly #clientIds: readonly string[] | undefined;
   #chain: Promise<unknown> = Promise.resolve();
   #closed = false;
 
@@ -212,12 +222,13 @@ export class UsersFileDirectory implements UserDirectory {
     this.#statSignature = signature;
     this.#debounceMs = opts.debounceMs ?? 50;
     this.#onReloaded = opts.onReloaded;
+    this.#clientIds = opts.clientIds;
   }
 
   /** Loads the file (throws UsersFileError or a read error: a gateway does not start on a bad file). */
   static async open(opts: UsersFileOptions): Promise<UsersFileDirectory> {
     const [text, st] = await Promise.all([readFile(opts.path, 'utf8'), stat(opts.path)]);
-    const users = parseUsersFile(text, opts.path);
+    const users = parseUsersFile(text, opts.path, opts.clientIds);
     const dir = new UsersFileDirectory(opts, users, sha256(text), signatureOf(st));
     opts.log.info({ usersFile: opts.path, users: users.byName.size }, 'users file loaded');
     if (opts.watch ?? true) dir.#startWatching(opts.pollIntervalMs ?? 500);
@@ -248,6 +259,19 @@ export class UsersFileDirectory implements UserDirectory {
 
   getSync(username: string): UserRecord | undefined {
     return this.#users.byName.get(username);
+  }
+
+  /** One hash per cost shape in the file (recomputed after a reload), for login timing. */
+  hashShapes(): readonly string[] {
+    if (this.#shapes?.users !== this.#users) {
+      const byShape = new Map<string, string>();
+      for (const user of this.#users.byName.values()) {
+        const shape = user.passwordHash === undefined ? undefined : hashShape(user.passwordHash);
+        if (shape !== undefined && !byShape.has(shape)) byShape.set(shape, user.passwordHash!);
+      }
+      this.#shapes = { users: this.#users, hashes: [...byShape.values()] };
+    }
+    return this.#shapes.hashes;
   }
 
   onChange(listener: ChangeListener): () => void {
@@ -288,7 +312,7 @@ export class UsersFileDirectory implements UserDirectory {
     if (hash === this.#failedHash) return [];
     let next: ParsedUsers;
     try {
-      next = parseUsersFile(text, this.path);
+      next = parseUsersFile(text, this.path, this.#clientIds);
     } catch (err) {
       this.#failedHash = hash;
       const errors = err instanceof UsersFileError ? err.errors : [errorMessage(err)];

@@ -71,6 +71,9 @@ class SubscribedDirectory implements UserDirectory {
   onChange(listener: (username?: string) => void): () => void {
     return this.inner.onChange(listener);
   }
+  hashShapes(): readonly string[] | undefined {
+    return this.inner instanceof UsersFileDirectory ? this.inner.hashShapes() : undefined;
+  }
   async close(): Promise<void> {
     this.unsubscribe();
     await this.inner.close();
@@ -81,6 +84,8 @@ export async function createUserDirectory(cfg: Config, opts: UserDirectoryOption
   const users = cfg.users;
   const identifiers = cfg.login?.identifiers as ('username' | 'email')[] | undefined;
   const { store, log } = opts;
+  // A user named like an OAuth client would share its X-Auth-User (issue 9.11): refused at load and on reload.
+  const clientIds = (cfg.oauth?.clients ?? []).map((c) => c.id);
   if (users?.file !== undefined && users.postgres !== undefined) throw new Error('users.file and users.postgres cannot both be set');
 
   if (users?.file !== undefined) {
@@ -90,7 +95,7 @@ export async function createUserDirectory(cfg: Config, opts: UserDirectoryOption
       const sends = changed.length > 50 ? [publishUsersChanged(store)] : changed.map((u) => publishUsersChanged(store, u));
       Promise.all(sends).catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not broadcast a users change'));
     };
-    const dir = await UsersFileDirectory.open({ path: resolve(opts.configDir, users.file), log, identifiers, watch: opts.watch, onReloaded: announce });
+    const dir = await UsersFileDirectory.open({ path: resolve(opts.configDir, users.file), log, identifiers, watch: opts.watch, onReloaded: announce, clientIds });
     // Another instance saw the file change: re-read it now rather than wait for this watcher.
     const unsubscribe = store?.subscribe(USERS_CHANGED_CHANNEL, (message) => {
       if (parseMessage(message)) void dir.reload({ announce: false });
@@ -104,6 +109,7 @@ export async function createUserDirectory(cfg: Config, opts: UserDirectoryOption
     // The config loader normally resolves { file } secrets; accept an unresolved one too.
     const url = typeof pgCfg.url === 'string' ? pgCfg.url : readFileSync(resolve(opts.configDir, pgCfg.url.file), 'utf8').trim();
     const dir = new PostgresUserDirectory({ url, log, identifiers, cacheTtlMs: durationMs(pgCfg.cacheTtl, '30s') });
+    await refuseClientNamedUsers(dir, clientIds, log);
     const unsubscribe = store?.subscribe(USERS_CHANGED_CHANNEL, (message) => {
       const m = parseMessage(message);
       if (m) dir.invalidate(m.user);
@@ -118,4 +124,25 @@ export async function createUserDirectory(cfg: Config, opts: UserDirectoryOption
 export function djangoDatabase(users: UserDirectory): PostgresUserDirectory | undefined {
   const inner = users instanceof SubscribedDirectory ? users.inner : users;
   return inner instanceof PostgresUserDirectory ? inner : undefined;
+}
+
+/**
+ * PostgreSQL users cannot be listed up front: each OAuth client id is looked up once at start,
+ * and a user by that name stops the gateway (as a clashing users file does). An unreachable
+ * database is not a clash: the start goes on and the store-down rules apply.
+ */
+async function refuseClientNamedUsers(dir: PostgresUserDirectory, clientIds: readonly string[], log: DirectoryLogger): Promise<void> {
+  for (const id of clientIds) {
+    let user: UserRecord | undefined;
+    try {
+      user = await dir.get(id);
+    } catch (err) {
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not check OAuth client ids against PostgreSQL users');
+      return;
+    }
+    if (user !== undefined) {
+      await dir.close();
+      throw new Error(`oauth.clients: client id "${id}" is also a user in PostgreSQL: rename the client, or its tokens reach upstreams as that user`);
+    }
+  }
 }

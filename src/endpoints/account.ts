@@ -128,7 +128,7 @@ export default async function accountEndpoints(app: FastifyInstance, rt: Runtime
     if (caller === undefined) return reply;
     const body = request.body as Record<string, unknown>;
     try {
-      const created = await createOwnToken(tokens, caller.identity, body, requestOrigin(request, { method: caller.identity.method }));
+      const created = await createOwnToken(tokens, rt.ctx.config, caller.identity, body, requestOrigin(request, { method: caller.identity.method }));
       return render(reply, 200, await model(caller, { createdToken: { name: created.name, token: created.token, expiresAt: created.expiresAt } }));
     } catch (err) {
       if (!(err instanceof GatewayError) || (err.code !== 'bad_request' && err.code !== 'forbidden')) throw err;

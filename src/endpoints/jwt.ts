@@ -47,7 +47,7 @@ export default async function jwtEndpoints(app: FastifyInstance, rt: Runtime): P
     const username = field(request, 'username', true);
     const password = field(request, 'password', true);
     field(request, 'otp', false);
-    const check = await verifyLogin(ctx, username, password, rt.toAuthRequest(request).ip);
+    const check = await verifyLogin(ctx, username, password, rt.toAuthRequest(request).ip, { method: 'jwt-endpoint' });
     if (!check.ok) {
       const headers = check.code === 'locked' && check.retryAfterSeconds !== undefined ? { 'retry-after': String(check.retryAfterSeconds) } : undefined;
       return sendProblem(reply, check.code, undefined, headers);

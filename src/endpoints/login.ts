@@ -128,7 +128,7 @@ export default async function loginEndpoints(app: FastifyInstance, rt: Runtime):
 
     let check;
     try {
-      check = await verifyLogin(ctx, username, password, request.ip);
+      check = await verifyLogin(ctx, username, password, request.ip, { method: 'password' });
     } catch (err) {
       if (err instanceof GatewayError && err.code === 'store_unavailable') return fail(reply, form, 'store_unavailable', { rd, username });
       throw err;

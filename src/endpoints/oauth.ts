@@ -1,13 +1,12 @@
 // The gateway as an OAuth 2.0 provider for machine clients (SPEC 6):
 //   POST /oauth/token       client_credentials grant (RFC 6749 4.4) → a gateway JWT access token
 //   POST /oauth/introspect  RFC 7662, for gateway JWT access tokens and opaque API tokens
-//   POST /oauth/revoke      RFC 7009, same tokens (and gateway refresh tokens: their family)
+//   POST /oauth/revoke      RFC 7009, for the tokens issued to the calling client only
 // Every call needs client authentication. Protocol errors are RFC 6749 5.2 JSON
 // (`{error, error_description}`, application/json); gateway failures (store down) stay problem+json.
 // Responses are never cached (RFC 6749 5.1).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { GatewayError, StoreUnavailableError } from '../errors.js';
-import { requestOrigin } from '../ops/audit.js';
+import { GatewayError, sendProblem, StoreUnavailableError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
 import { acquireApiTokens, isWellFormedToken, SCOPE_RE } from '../tokens/api-tokens.js';
 import { ACCESS_TYP, newTokenId, nowSeconds, selfIssuer } from '../tokens/jwt-issuer.js';
@@ -71,7 +70,13 @@ export default async function oauthEndpoints(app: FastifyInstance, rt: Runtime):
       oauthError(reply, 400, 'invalid_request', 'Credentials are not accepted in the query string.');
       return undefined;
     }
-    const auth = await clients.authenticate(request.headers, body);
+    const auth = await clients.authenticate(request.headers, body, rt.toAuthRequest(request).ip);
+    if (!auth.ok && auth.error === 'locked') {
+      // Limited like password guesses (issue 9.12): the same problem+json as a locked login.
+      noStore(reply);
+      sendProblem(reply, 'locked', 'Too many failed client authentications; try again later.', { 'retry-after': String(auth.retryAfterSeconds) });
+      return undefined;
+    }
     if (!auth.ok) {
       oauthError(reply, auth.status, auth.error, auth.description);
       return undefined;
@@ -145,6 +150,7 @@ export default async function oauthEndpoints(app: FastifyInstance, rt: Runtime):
         scope: record.scopes.join(' '),
         exp: record.expiresAt,
         iat: record.createdAt,
+        ...(record.authTime !== undefined ? { auth_time: record.authTime } : {}),
         iss: issuer,
         token_type: 'Bearer',
       });
@@ -174,17 +180,18 @@ export default async function oauthEndpoints(app: FastifyInstance, rt: Runtime):
     const token = tokenParam(authed.body, reply);
     if (token === undefined) return reply;
     // RFC 7009 2.2: an unknown, invalid or already revoked token is answered 200 all the same.
+    // RFC 7009 2.1: a client revokes only tokens issued to it. A user's API token or refresh
+    // token was issued to no OAuth client, so no client may revoke it here (issue 9.12).
+    const notIssuedToCaller = (): FastifyReply => oauthError(reply, 400, 'unauthorized_client', 'The token was not issued to this client.');
     if (isWellFormedToken(token)) {
-      await apiTokens.revokeByToken(token, requestOrigin(request, { method: `client:${authed.client.id}` }));
-      return noStore(reply).send({});
+      const found = await apiTokens.lookup(token);
+      return found.status === 'unknown' ? noStore(reply).send({}) : notIssuedToCaller();
     }
     const own = await ownJwt(token);
     if (own !== undefined) {
-      // RFC 7009 2.1: a token issued to a client may be revoked by that client only.
-      const boundTo = own.payload.client_id;
-      if (typeof boundTo === 'string' && boundTo !== authed.client.id) return oauthError(reply, 400, 'unauthorized_client', 'The token was not issued to this client.');
-      if (own.kind === 'access') await jwt.denylist.revoke('jti', own.jti, own.payload.exp as number);
-      else if (own.fam !== undefined) await jwt.revokeFamily(own.fam, typeof own.payload.sub === 'string' ? own.payload.sub : undefined, requestOrigin(request, { method: `client:${authed.client.id}` }));
+      // Only client_credentials access tokens carry a client_id; refresh tokens belong to users.
+      if (own.kind !== 'access' || own.payload.client_id !== authed.client.id) return notIssuedToCaller();
+      await jwt.denylist.revoke('jti', own.jti, own.payload.exp as number);
     }
     return noStore(reply).send({});
   });

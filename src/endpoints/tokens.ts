@@ -96,15 +96,28 @@ export function parseTokenRequest(body: Body): { name: string; ttlMs: number | u
  * A signed-in user creates one of their own tokens (POST /tokens and the account page): the one
  * place for the rules of what a user may ask for. Throws GatewayError (400 bad field, 403).
  */
-export async function createOwnToken(service: ApiTokenService, caller: Identity, body: Body, origin: AuditOrigin): Promise<CreatedApiToken> {
+export async function createOwnToken(service: ApiTokenService, config: Runtime['ctx']['config'], caller: Identity, body: Body, origin: AuditOrigin): Promise<CreatedApiToken> {
   // A token must not mint tokens: a leaked, narrowly scoped token could otherwise widen itself.
   if (caller.method === 'token') throw new GatewayError('forbidden', 'API tokens cannot create API tokens; sign in first.');
   const { name, ttlMs, scopes } = parseTokenRequest(body);
-  return service.createToken({ user: caller.user, name, ttlMs, scopes }, origin);
+  // A user may give their token only the scopes their groups may grant (issue 9.6).
+  const grantable = grantableScopes(config, caller.groups);
+  const refused = scopes.filter((s) => !grantable.has(s));
+  if (refused.length > 0) throw new GatewayError('forbidden', `You may not grant these scopes: ${refused.join(' ')}.`);
+  // The token is no fresher than the sign-in behind it: a stale session cannot mint a way past require.maxAge (issue 9.9).
+  return service.createToken({ user: caller.user, name, ttlMs, scopes, authTime: caller.authTime }, origin);
 }
 
 /** A token id as the service issues them (a UUID); anything else names no token. */
 export const isTokenId = (id: string): boolean => ID_RE.test(id);
+
+/** Scopes members of `groups` may put on their own tokens (`tokens.grantableScopes`, default none). */
+export function grantableScopes(config: Runtime['ctx']['config'], groups: readonly string[]): Set<string> {
+  const byGroup = config.tokens?.grantableScopes ?? {};
+  const out = new Set<string>();
+  for (const group of groups) if (Object.hasOwn(byGroup, group)) for (const scope of byGroup[group] ?? []) out.add(scope);
+  return out;
+}
 
 /** The wire form of a token's metadata (times in epoch seconds, like /me's authTime); never the secret. */
 export function tokenView(t: ApiTokenInfo): Record<string, unknown> {
@@ -131,7 +144,7 @@ export default async function tokenEndpoints(app: FastifyInstance, rt: Runtime):
     const body = bodyOf(request);
     const username = requiredString(body, 'username');
     const password = requiredString(body, 'password');
-    const check = await verifyLogin(ctx, username, password, rt.toAuthRequest(request).ip);
+    const check = await verifyLogin(ctx, username, password, rt.toAuthRequest(request).ip, { method: 'token-endpoint' });
     if (!check.ok) {
       const headers = check.code === 'locked' && check.retryAfterSeconds !== undefined ? { 'retry-after': String(check.retryAfterSeconds) } : undefined;
       return sendProblem(reply, check.code, undefined, headers);
@@ -153,7 +166,7 @@ export default async function tokenEndpoints(app: FastifyInstance, rt: Runtime):
   app.post('/tokens', async (request, reply) => {
     const caller = await signedInCaller(rt, request, reply);
     if (caller === undefined) return reply;
-    const created = await createOwnToken(service, caller, bodyOf(request), requestOrigin(request, { method: caller.method }));
+    const created = await createOwnToken(service, ctx.config, caller, bodyOf(request), requestOrigin(request, { method: caller.method }));
     return noStore(reply)
       .code(201)
       .send({ ...tokenView({ ...created, lastUsedAt: null }), token: created.token });

@@ -59,6 +59,11 @@ export interface ApiTokenRecord {
   readonly createdAt: number;
   readonly expiresAt: number;
   readonly revokedAt?: number | undefined;
+  /**
+   * Epoch seconds of the sign-in behind the token (issue 9.9): a token minted from a session
+   * is no fresher than that session. Absent in records written before it existed (read as 0).
+   */
+  readonly authTime?: number | undefined;
 }
 
 export interface ApiTokenInfo {
@@ -154,7 +159,8 @@ const isRecord = (v: unknown): v is ApiTokenRecord => {
     r.scopes.every((s) => typeof s === 'string') &&
     typeof r.createdAt === 'number' &&
     typeof r.expiresAt === 'number' &&
-    (r.revokedAt === undefined || typeof r.revokedAt === 'number')
+    (r.revokedAt === undefined || typeof r.revokedAt === 'number') &&
+    (r.authTime === undefined || typeof r.authTime === 'number')
   );
 };
 
@@ -202,8 +208,11 @@ export class ApiTokenService {
     return key.startsWith(this.prefix);
   }
 
-  /** Creates a token; `origin` describes the request for its `token.created` audit event. */
-  async createToken(input: { user: string; name: string; ttlMs?: number | undefined; scopes?: readonly string[] | undefined }, origin: AuditOrigin = {}): Promise<CreatedApiToken> {
+  /**
+   * Creates a token; `origin` describes the request for its `token.created` audit event.
+   * `authTime`: when the user behind it signed in (default: now, e.g. a password just checked or the admin CLI).
+   */
+  async createToken(input: { user: string; name: string; ttlMs?: number | undefined; scopes?: readonly string[] | undefined; authTime?: number | undefined }, origin: AuditOrigin = {}): Promise<CreatedApiToken> {
     const ttlMs = input.ttlMs ?? this.defaultTtlMs;
     if (!Number.isFinite(ttlMs) || ttlMs < 1000) throw new GatewayError('bad_request', 'The token lifetime must be at least 1 second.');
     if ((await this.activeCount(input.user)) >= MAX_TOKENS_PER_USER) throw new GatewayError('bad_request', `A user may hold at most ${MAX_TOKENS_PER_USER} API tokens; revoke one first.`);
@@ -219,6 +228,7 @@ export class ApiTokenService {
       scopes: [...new Set(input.scopes ?? [])],
       createdAt,
       expiresAt: createdAt + Math.ceil(ttlMs / 1000),
+      authTime: Math.min(input.authTime ?? createdAt, createdAt),
     };
     const keepMs = ttlMs + RETAIN_AFTER_EXPIRY_MS;
     // The record first: a listed id always resolves to a token.

@@ -5,11 +5,15 @@
 // Secrets are stored as password hashes (argon2id, bcrypt, pbkdf2 …); a verified (id, secret)
 // pair is remembered under an HMAC so token issuance does not pay for a slow hash every time.
 // Uncached verifications are bounded in number, so a flood of wrong secrets cannot queue up
-// unbounded hashing work; an unknown client costs as much as a wrong secret.
+// unbounded hashing work; an unknown client costs as much as a wrong secret. Uncached checks
+// also go through the login lockout (account `oauth-client:<id>`, and the caller's address), so
+// guessing a client secret is limited like guessing a password (issue 9.12).
 import type { IncomingHttpHeaders } from 'node:http';
 import { LRUCache } from 'lru-cache';
 import type { Config } from '../config/schema.js';
-import type { GatewayContext } from '../context.js';
+import type { GatewayContext, Lockout } from '../context.js';
+import { attemptWithLockout } from '../credentials/lockout.js';
+import { audit, type AuditSink } from '../ops/audit.js';
 import { burnPasswordTime, verifyPassword } from '../credentials/passwords.js';
 import { durationMs } from '../util/duration.js';
 import { keyedHash } from '../util/secure.js';
@@ -35,7 +39,11 @@ export interface OAuthError {
   readonly description: string;
 }
 
-export type ClientAuthentication = { readonly ok: true; readonly client: OAuthClient } | ({ readonly ok: false } & OAuthError);
+export type ClientAuthentication =
+  | { readonly ok: true; readonly client: OAuthClient }
+  | ({ readonly ok: false } & OAuthError)
+  /** Too many failed client authentications for this client id or from this address (429 `locked`). */
+  | { readonly ok: false; readonly status: 429; readonly error: 'locked'; readonly retryAfterSeconds: number };
 
 interface PresentedCredentials {
   readonly id: string;
@@ -88,18 +96,29 @@ export class OAuthClients {
   private readonly cacheKey: Buffer;
   private readonly verify: (secret: string, encoded: string) => Promise<boolean>;
   private readonly maxInFlight: number;
+  private readonly lockout: Lockout | undefined;
+  private readonly sink: AuditSink | undefined;
   private readonly verified = new LRUCache<string, true>({ max: VERIFIED_CACHE_MAX, ttl: VERIFIED_CACHE_TTL_MS });
   private inFlight = 0;
 
-  constructor(ctx: { readonly config: Pick<Config, 'oauth'>; readonly cacheKey: GatewayContext['cacheKey'] }, options: OAuthClientsOptions = {}) {
+  constructor(
+    ctx: { readonly config: Pick<Config, 'oauth'>; readonly cacheKey: GatewayContext['cacheKey']; readonly lockout?: Lockout | undefined } & Partial<AuditSink>,
+    options: OAuthClientsOptions = {},
+  ) {
+    this.lockout = ctx.lockout;
+    this.sink = ctx.log === undefined ? undefined : { log: ctx.log, audit: ctx.audit };
     this.clients = clientsFromConfig(ctx.config);
     this.cacheKey = ctx.cacheKey;
     this.verify = options.verify ?? verifyPassword;
     this.maxInFlight = options.maxInFlight ?? MAX_VERIFICATIONS_IN_FLIGHT;
   }
 
-  /** Authenticates the client of a request to /oauth/*, from its headers and (parsed) form body. */
-  async authenticate(headers: IncomingHttpHeaders, body: Readonly<Record<string, unknown>>): Promise<ClientAuthentication> {
+  /**
+   * Authenticates the client of a request to /oauth/*, from its headers and (parsed) form body.
+   * With `address` (the caller's), uncached checks go through the lockout and a proven (cached)
+   * secret is refused while the client is locked. Throws StoreUnavailableError (fail closed).
+   */
+  async authenticate(headers: IncomingHttpHeaders, body: Readonly<Record<string, unknown>>, address?: string): Promise<ClientAuthentication> {
     const basic = basicCredentials(headers.authorization);
     const formId = Object.hasOwn(body, 'client_id') ? body.client_id : undefined;
     const formSecret = Object.hasOwn(body, 'client_secret') ? body.client_secret : undefined;
@@ -120,20 +139,40 @@ export class OAuthClients {
 
     const client = this.clients.get(presented.id);
     const cacheKey = client === undefined ? undefined : keyedHash(this.cacheKey, 'oauth-client', client.id, client.secretHash, presented.secret);
-    if (client !== undefined && cacheKey !== undefined && this.verified.has(cacheKey)) return { ok: true, client };
+    const account = `oauth-client:${presented.id}`;
+    if (client !== undefined && cacheKey !== undefined && this.verified.has(cacheKey)) {
+      // A proven secret skips the hash, not the lock: a locked client is locked for everyone, as a locked login is.
+      if (this.lockout !== undefined && address !== undefined) {
+        const lock = await this.lockout.check(account, address);
+        if (lock.locked) return { ok: false, status: 429, error: 'locked', retryAfterSeconds: lock.retryAfterSeconds };
+      }
+      return { ok: true, client };
+    }
 
     if (this.inFlight >= this.maxInFlight) return { ok: false, status: 503, error: 'temporarily_unavailable', description: 'Too many client authentications in progress; retry shortly.' };
     this.inFlight++;
     try {
-      if (client === undefined) {
-        await burnPasswordTime(presented.secret);
+      const check = async (): Promise<boolean> => {
+        if (client === undefined) {
+          await burnPasswordTime(presented.secret);
+          return false;
+        }
+        return this.verify(presented.secret, client.secretHash);
+      };
+      if (this.lockout !== undefined && address !== undefined) {
+        const outcome = await attemptWithLockout(this.lockout, account, address, check);
+        if (!outcome.ok && outcome.reason === 'wrong' && outcome.newlyLocked && this.sink) {
+          audit(this.sink, 'lockout', { user: presented.id.slice(0, 200), ip: address, method: 'oauth-client', reason: 'max_failures' });
+        }
+        if (!outcome.ok) return outcome.reason === 'locked' ? { ok: false, status: 429, error: 'locked', retryAfterSeconds: outcome.retryAfterSeconds } : invalidClient();
+      } else if (!(await check())) {
         return invalidClient();
       }
-      if (!(await this.verify(presented.secret, client.secretHash))) return invalidClient();
     } finally {
       this.inFlight--;
     }
-    if (cacheKey !== undefined) this.verified.set(cacheKey, true);
+    if (client === undefined || cacheKey === undefined) return invalidClient();
+    this.verified.set(cacheKey, true);
     return { ok: true, client };
   }
 }

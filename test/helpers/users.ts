@@ -26,6 +26,7 @@ export class MapUserDirectory implements UserDirectory {
 }
 
 export const NO_LOCKOUT: Lockout = {
+  reserve: async () => ({ granted: true, succeeded: async () => undefined, failed: async () => ({ locked: false }) }),
   check: async () => ({ locked: false }),
   recordFailure: async () => ({ locked: false }),
   recordSuccess: async () => undefined,

@@ -145,15 +145,17 @@ t.test('client credentials, introspection and revocation', async (t) => {
   t.equal((await revoke(full)).status, 200, 'revoking again is fine');
   t.equal((await revoke('unknown-token')).status, 200, 'unknown tokens get 200 (RFC 7009 2.2)');
 
+  // RFC 7009 2.1 (issue 9.12): a user's API token or refresh token was issued to no client.
   t.equal((await call(gw, '/svc/1', { headers: { authorization: `Token ${apiToken}` } })).status, 200);
-  t.equal((await revoke(apiToken)).status, 200);
-  const apiAfter = await call(gw, '/svc/1', { headers: { authorization: `Token ${apiToken}` } });
-  t.equal(apiAfter.status, 401);
-  t.match(apiAfter.body, { code: 'token_revoked' });
-  t.same((await introspect(apiToken)).body, { active: false });
+  const apiRevoke = await revoke(apiToken);
+  t.equal(apiRevoke.status, 400, "a user's API token is not the client's to revoke");
+  t.equal(apiRevoke.body.error, 'unauthorized_client');
+  t.equal((await call(gw, '/svc/1', { headers: { authorization: `Token ${apiToken}` } })).status, 200, 'the API token still works');
+  t.match((await introspect(apiToken)).body, { active: true });
 
-  t.equal((await revoke(pair.body.refresh as string)).status, 200, 'a refresh token: its family');
-  t.equal((await call(gw, '/svc/1', { headers: { authorization: `Bearer ${pair.body.access as string}` } })).status, 401, "the family's access token stops too");
+  t.equal((await revoke(pair.body.refresh as string)).status, 400, "a user's refresh token is not the client's to revoke");
+  t.equal((await call(gw, '/svc/1', { headers: { authorization: `Bearer ${pair.body.access as string}` } })).status, 200, "the family's access token still works");
+  t.equal((await revoke(pair.body.access as string)).status, 400, "nor a user's access token");
 
   // --- a client token cannot manage API tokens ---
   const clientTok = (await tokenFor({ authorization: basic('reports', 'reports-secret') }, 'grant_type=client_credentials')).body.access_token as string;

@@ -30,7 +30,7 @@ t.test('/token, /tokens and API tokens on routes', async (t) => {
     {
       users: { file: './users.yaml' },
       login: { lockout: { maxFailures: 3, window: '10m', duration: '15m' } },
-      tokens: { prefix: 'tst_', defaultTtl: '30d' },
+      tokens: { prefix: 'tst_', defaultTtl: '30d', grantableScopes: { staff: ['orders:read', 'a', 'b'] } },
       authenticators: { 'api-token': { type: 'token' }, 'local-jwt': { type: 'jwt', issuer: 'self' } },
       routes: [
         { name: 'orders', match: { path: '/orders/**' }, upstream: echo.url, auth: ['api-token'], require: { scopes: ['orders:read'] } },

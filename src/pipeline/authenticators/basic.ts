@@ -1,7 +1,8 @@
 // `basic`: HTTP Basic (RFC 7617) against the user directory. Mine: an `Authorization` header
 // whose scheme is Basic. A correct user:password is checked by the slow hash once, then answered
 // from a bounded cache keyed by an HMAC of the credentials, valid only while the user's record
-// (version, disabled) is unchanged and the account is not locked.
+// (version, disabled) is unchanged and the account is not locked. Basic cannot carry a second
+// factor: a user who must use MFA is refused (mfa_required), on cache hits too (issue 9.13).
 import { LRUCache } from 'lru-cache';
 import type { AuthenticatorConfigOf } from '../../config/schema.js';
 import type { GatewayContext, LockState, PasswordCheck, UserRecord } from '../../context.js';
@@ -92,24 +93,26 @@ export function createBasicAuthenticator(
   // (account, address) pair is reused for at most lockMemoMs, which is how long a lockout set
   // on another instance may take to apply to cached credentials here.
   const lockMemo = new LRUCache<string, LockMemo>({ max: opts.cacheMax ?? 10_000, ttl: Math.max(1, opts.lockMemoMs ?? 1000) });
-  const verifyOptions: VerifyLoginOptions = opts.verify ? { verify: opts.verify } : {};
+  const verifyOptions: VerifyLoginOptions = { method: 'basic', ...(opts.verify ? { verify: opts.verify } : {}) };
 
   const memoKey = (username: string, ip: string): string => `${username.toLowerCase()}\u0000${ip}`;
   const lockedRejection = (retryAfterSeconds: number): Rejected => rejected('locked', undefined, { 'Retry-After': String(Math.max(1, retryAfterSeconds)) });
 
   const identityOf = (user: UserRecord): AuthOutcome =>
-    authenticated({
-      user: user.username,
-      email: user.email,
-      groups: user.groups,
-      scopes: [],
-      method: 'basic',
-      authenticator: name,
-      mfa: false,
-      amr: ['pwd'],
-      authTime: Math.floor(Date.now() / 1000),
-      subject: user.username,
-    });
+    user.mfaRequired
+      ? rejected('mfa_required', 'This account requires a second factor, which HTTP Basic cannot carry; sign in instead.')
+      : authenticated({
+          user: user.username,
+          email: user.email,
+          groups: user.groups,
+          scopes: [],
+          method: 'basic',
+          authenticator: name,
+          mfa: false,
+          amr: ['pwd'],
+          authTime: Math.floor(Date.now() / 1000),
+          subject: user.username,
+        });
 
   async function lockStateFor(username: string, ip: string): Promise<LockState> {
     const key = memoKey(username, ip);
@@ -119,7 +122,7 @@ export function createBasicAuthenticator(
       const left = memo.until - Date.now();
       if (left > 0) return { locked: true, retryAfterSeconds: Math.ceil(left / 1000) };
     }
-    const state = await ctx.lockout.check(username, ip);
+    const state = await ctx.lockout.check(username, ip); // the resolved username (lockout.ts)
     lockMemo.set(key, state.locked ? { locked: true, until: Date.now() + state.retryAfterSeconds * 1000 } : { locked: false });
     return state;
   }
@@ -133,7 +136,7 @@ export function createBasicAuthenticator(
     }
     let lock: LockState;
     try {
-      lock = await lockStateFor(username, ip);
+      lock = await lockStateFor(user.username, ip);
     } catch (err) {
       // SPEC 8: with the store down, credentials already proven against the users file keep
       // working; nothing new is guessed (a miss still fails closed below).
@@ -149,7 +152,7 @@ export function createBasicAuthenticator(
     const pending = inFlight.get(flightKey);
     if (pending) return pending;
     const run = verifyLogin(ctx, username, password, ip, verifyOptions).then((check) => {
-      const key = memoKey(username, ip);
+      const key = memoKey(check.ok ? check.user.username : username, ip);
       if (check.ok) {
         cache?.set(cacheKey, { username: check.user.username, version: check.user.version });
         lockMemo.set(key, { locked: false });

@@ -14,7 +14,7 @@ import { Agent, request as undiciRequest } from 'undici';
 import type { AuthenticatorConfigOf, Secret } from '../../config/schema.js';
 import type { GatewayContext } from '../../context.js';
 import type { ErrorCode } from '../../errors.js';
-import { isWellFormedToken, tokenPrefix } from '../../tokens/api-tokens.js';
+import { isWellFormedToken } from '../../tokens/api-tokens.js';
 import { selfIssuer } from '../../tokens/jwt-issuer.js';
 import { durationMs } from '../../util/duration.js';
 import { keyedHash } from '../../util/secure.js';
@@ -126,13 +126,16 @@ export function interpretIntrospection(body: unknown, nowSeconds: number, audien
     const ok = aud === audience || (isStringArray(aud) && aud.includes(audience));
     if (!ok) return { active: false, code: 'invalid_token' };
   }
-  const iat = typeof r.iat === 'number' && Number.isFinite(r.iat) ? r.iat : nowSeconds;
+  // The sign-in time is `auth_time` when the AS gives it, else `iat`; neither means unknown: 0,
+  // which no require.maxAge accepts (as the jwt authenticator does; issue 9.14).
+  const time = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : undefined);
+  const authTime = time(r.auth_time) ?? time(r.iat) ?? 0;
   return {
     active: true,
     user,
     subject: pick('sub'),
     scopes: typeof r.scope === 'string' ? r.scope.split(' ').filter((s) => s.length > 0) : [],
-    authTime: iat,
+    authTime,
     expiresAt: typeof r.exp === 'number' ? r.exp : undefined,
     tokenId: pick('jti'),
   };
@@ -151,7 +154,6 @@ export function createIntrospectionAuthenticator(
   const timeoutMs = Math.max(1, durationMs(cfg.timeout, DEFAULT_TIMEOUT));
   const maxInFlight = options.maxInFlight ?? MAX_IN_FLIGHT;
   const issuers = jwtIssuers(ctx);
-  const gatewayTokenPrefix = tokenPrefix(ctx.config);
 
   const agent = new Agent({
     connections: maxInFlight,
@@ -252,8 +254,9 @@ export function createIntrospectionAuthenticator(
     if (space <= 0 || header.slice(0, space).toLowerCase() !== 'bearer') return NOT_MINE;
     const token = header.slice(space + 1).trim();
     if (token.length > 0 && token.length <= MAX_TOKEN_LENGTH) {
-      // Tokens the gateway itself issued are never sent to a third party.
-      if (token.startsWith(gatewayTokenPrefix) && isWellFormedToken(token)) return NOT_MINE;
+      // Tokens the gateway itself issued are never sent to a third party: any token of its
+      // format, whatever its prefix (the token store accepts those of every past prefix; issue 9.15).
+      if (isWellFormedToken(token)) return NOT_MINE;
       const iss = unverifiedIssuer(token);
       if (iss !== undefined && issuers.has(iss)) return NOT_MINE;
     }

@@ -78,7 +78,7 @@ export function createTokenAuthenticator(name: string, cfg: AuthenticatorConfigO
       authenticator: name,
       mfa: false,
       amr: ['token'],
-      authTime: record.createdAt,
+      authTime: record.authTime ?? 0, // the sign-in behind the token, not its creation (issue 9.9)
       subject: user.username,
       tokenId: record.id,
       expiresAt: record.expiresAt,
