@@ -13,6 +13,7 @@ async function setup(t: Parameters<typeof startTestGateway>[0]) {
   const gw = await startTestGateway(t, {
     users: { file: './users.yaml' },
     authenticators: { web: { type: 'session' }, 'api-token': { type: 'token' } },
+    tokens: { grantableScopes: { staff: ['orders:read', 'orders:write'] } },
     routes: [{ name: 'app', match: { path: '/app/**' }, upstream: echo.url, auth: ['web', 'api-token'] }],
   }, { files: { 'users.yaml': await usersFile() } });
   return { gw, echo };
@@ -90,6 +91,16 @@ t.test('create a token on the page: shown once, works; revoke it: it stops at on
   t.match(bad.body, /role="alert" id="token-error"/);
   t.match(bad.body, /aria-invalid="true"/);
   t.equal(await tokenCount(gw.url, cookie), 0);
+});
+
+t.test('the page grants no scope the user\'s groups may not grant (tokens.grantableScopes)', async (t) => {
+  const { gw } = await setup(t);
+  const cookie = await signIn(gw.url);
+  const csrf = formToken(await call(`${gw.url}/.auth/account`, { headers: jar(cookie) }));
+  const refused = await post(gw.url, '/account/tokens', cookie, { _csrf: csrf, name: 'wide', ttl: '7d', scopes: 'orders:read admin:all' });
+  t.equal(refused.status, 403);
+  t.notMatch(refused.body, /agt_/, 'no secret shown');
+  t.equal(await tokenCount(gw.url, cookie), 0, 'no token was created');
 });
 
 t.test('CSRF: without the form token, with another session\'s, cross-site or without origin: nothing happens', async (t) => {
