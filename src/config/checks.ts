@@ -218,7 +218,10 @@ export async function checkConfig(config: Config, dir: string): Promise<ConfigIs
     }
     if (a.type === 'introspection' && str(a.endpoint) && !validUrl(a.endpoint)) add([...at, 'endpoint'], 'is not a valid URL');
     if (a.type === 'oidc') {
-      if (a.provider !== 'github' && a.issuer === undefined) add([...at, 'issuer'], "is required for provider 'oidc'", at);
+      if (a.provider !== 'github' && a.issuer === undefined && a.preset !== 'google' && a.preset !== 'gitlab' && a.preset !== 'entra') add([...at, 'issuer'], "is required for provider 'oidc'", at);
+      if (a.preset === 'entra' && a.issuer === undefined && a.tenant === undefined) add([...at, 'tenant'], "is required for preset 'entra'", at);
+      if (a.preset === 'entra' && (a.tenant === 'common' || a.tenant === 'organizations') && list(a.allowedTenants).length === 0) add([...at, 'allowedTenants'], 'a multi-tenant app must list the tenants (tid) it accepts', at);
+      if (a.clientAuth === 'private_key_jwt' ? a.privateKey === undefined : a.clientSecret === undefined) add([...at, a.clientAuth === 'private_key_jwt' ? 'privateKey' : 'clientSecret'], 'is required for this client authentication', at);
       if (str(a.issuer) && !validUrl(a.issuer)) add([...at, 'issuer'], 'is not a valid URL');
     }
     if (a.type === 'apikey') {
