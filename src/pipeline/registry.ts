@@ -10,6 +10,7 @@ import { createPluginAuthenticator } from './authenticators/plugin.js';
 import { createBasicAuthenticator } from './authenticators/basic.js';
 import { createApiKeyAuthenticator } from './authenticators/apikey.js';
 import { createJwtAuthenticator } from './authenticators/jwt.js';
+import { createOidcAuthenticator } from './authenticators/oidc.js';
 
 export type AuthenticatorFactory = (name: string, cfg: AuthenticatorConfig, ctx: GatewayContext) => Authenticator | Promise<Authenticator>;
 
@@ -22,4 +23,5 @@ export const AUTHENTICATOR_FACTORIES: Partial<Record<AuthenticatorType, Authenti
   basic: (name, cfg, ctx) => createBasicAuthenticator(name, cfg as AuthenticatorConfigOf<'basic'>, ctx),
   apikey: (name, cfg, ctx) => createApiKeyAuthenticator(name, cfg as AuthenticatorConfigOf<'apikey'>, ctx),
   jwt: (name, cfg, ctx) => createJwtAuthenticator(name, cfg as AuthenticatorConfigOf<'jwt'>, ctx),
+  oidc: (name, cfg, ctx) => createOidcAuthenticator(name, cfg as AuthenticatorConfigOf<'oidc'>, ctx),
 };
