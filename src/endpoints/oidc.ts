@@ -70,7 +70,7 @@ export default async function oidcEndpoints(app: FastifyInstance, rt: Runtime): 
     const p = providerOf(request);
     if (p === undefined) return sendProblem(reply, 'not_found', 'No such sign-in provider.');
     const rd = safeRedirectTarget((request.query as Record<string, unknown>).rd, ctx);
-    if (!p.provider.available()) {
+    if (!(await p.provider.available())) {
       return errorPage(reply, 'service_unavailable', `Sign-in with ${p.cfg.label ?? p.name} is unavailable right now. Please try again in a moment or use another sign-in method.`, rd);
     }
     // A browser that is signed in and comes here again is stepping up: the provider asks again.

@@ -57,7 +57,7 @@ export class GithubProvider implements LoginProvider {
     return `github:${this.#baseUrl}`;
   }
 
-  available(): boolean {
+  async available(): Promise<boolean> {
     return true;
   }
 

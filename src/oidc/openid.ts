@@ -63,6 +63,7 @@ export class OpenIdProvider implements LoginProvider {
   #closed = false;
   #lastError: string | undefined;
   #discovering: Promise<void> | undefined;
+  #lastAttempt = 0;
 
   constructor(
     readonly name: string,
@@ -78,7 +79,11 @@ export class OpenIdProvider implements LoginProvider {
     void this.#discover();
   }
 
-  available(): boolean {
+  /** Known metadata, or one discovery attempt now (joined if under way; at most one a second). */
+  async available(): Promise<boolean> {
+    if (this.#config !== undefined) return true;
+    if (this.#discovering !== undefined) await this.#discovering;
+    else if (Date.now() - this.#lastAttempt >= FIRST_RETRY_MS) await this.#discover();
     return this.#config !== undefined;
   }
 
@@ -90,6 +95,7 @@ export class OpenIdProvider implements LoginProvider {
   /** Discovery with backoff while it fails; refreshed hourly once known. */
   #discover(): Promise<void> {
     if (this.#discovering !== undefined || this.#closed) return this.#discovering ?? Promise.resolve();
+    this.#lastAttempt = Date.now();
     this.#discovering = this.#load()
       .then(() => {
         if (this.#lastError !== undefined) this.#ctx.log.info({ provider: this.name }, 'OIDC provider available again');

@@ -58,8 +58,8 @@ export interface LoginProvider {
   readonly kind: 'oidc' | 'github';
   /** 'ok', or throws while the provider's metadata is unknown (readiness `oidc:<name>`). */
   ready(): Promise<'ok' | 'degraded'>;
-  /** Whether a login can start now (metadata known). */
-  available(): boolean;
+  /** Whether a login can start now (metadata known, or found by trying once more). */
+  available(): Promise<boolean>;
   authorizationUrl(flow: LoginFlow, redirectUri: string, opts: AuthorizationOptions): Promise<URL>;
   /** Exchanges the code of a callback; throws OidcLoginError. */
   finishLogin(callbackUrl: URL, flow: LoginFlow, redirectUri: string): Promise<ProviderIdentity>;

@@ -2,7 +2,7 @@
 // (fetch with redirect: manual, a cookie jar, and form filling for the provider's dev login pages).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 
 // oidc-provider ships no type declarations: load it untyped and describe the little used here.
 type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
@@ -44,6 +44,8 @@ export interface TestOp {
   /** Makes the provider unreachable (every request gets a 503) or serves again. */
   setDown(down: boolean): void;
   readonly requests: string[];
+  /** Rewrites the token endpoint's JSON answers (forged ID tokens); undefined = untouched. */
+  tamperToken: ((json: Record<string, unknown>) => Record<string, unknown> | Promise<Record<string, unknown>>) | undefined;
 }
 
 interface SigningKey {
@@ -104,6 +106,19 @@ export async function startTestOp(t: Teardown): Promise<TestOp> {
       res.writeHead(503).end();
       return;
     }
+    const tamper = op.tamperToken;
+    if (tamper !== undefined && req.method === 'POST' && req.url === '/token') {
+      // Koa answers with one res.end(body): swap the body before it leaves.
+      const end = res.end.bind(res) as (chunk?: unknown) => ServerResponse;
+      (res as unknown as { end: (chunk?: unknown) => void }).end = (chunk?: unknown) => {
+        void (async () => {
+          const json = JSON.parse(String(chunk)) as Record<string, unknown>;
+          const body = JSON.stringify(await tamper(json));
+          if (!res.headersSent) res.setHeader('content-length', Buffer.byteLength(body));
+          end(body);
+        })();
+      };
+    }
     if (handler) return handler(req, res);
     waiting.push(() => handler?.(req, res));
   });
@@ -112,7 +127,8 @@ export async function startTestOp(t: Teardown): Promise<TestOp> {
     await new Promise((r) => server.close(r));
   });
 
-  return {
+  const op: TestOp = {
+    tamperToken: undefined,
     issuer,
     accounts,
     requests,
@@ -134,6 +150,7 @@ export async function startTestOp(t: Teardown): Promise<TestOp> {
       down = d;
     },
   };
+  return op;
 }
 
 /** A cookie jar as browsers keep one for 127.0.0.1: by name and path, ignoring the port. */
