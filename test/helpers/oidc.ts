@@ -44,6 +44,8 @@ export interface TestOp {
   /** Makes the provider unreachable (every request gets a 503) or serves again. */
   setDown(down: boolean): void;
   readonly requests: string[];
+  /** Errors the provider met calling back-channel logout URIs. */
+  readonly backchannelErrors: string[];
   /** Rewrites the token endpoint's JSON answers (forged ID tokens); undefined = untouched. */
   tamperToken: ((json: Record<string, unknown>) => Record<string, unknown> | Promise<Record<string, unknown>>) | undefined;
 }
@@ -73,6 +75,7 @@ export async function startTestOp(t: Teardown): Promise<TestOp> {
   let clients: TestClient[] = [];
   let extraClaims: string[] = [];
   const requests: string[] = [];
+  const backchannelErrors: string[] = [];
 
   const build = () => {
     const provider = new Provider(issuer, {
@@ -93,8 +96,15 @@ export async function startTestOp(t: Teardown): Promise<TestOp> {
         return { accountId: id, claims: () => ({ sub: id, ...claims }) };
       },
       // Consent is asked once per client and answered by the fake browser's form filling.
+      // Its outgoing calls (back-channel logout) refuse loopback addresses as SSRF protection; the
+      // gateway under test is on 127.0.0.1, so they go through the plain global fetch here.
+      fetch: (url: string, options: RequestInit & { dispatcher?: unknown }) => {
+        delete options.dispatcher;
+        return globalThis.fetch(url, options);
+      },
     });
     provider.on('server_error', () => undefined);
+    provider.on('backchannel.error', (...args: unknown[]) => { backchannelErrors.push(String(args[1])); });
     handler = provider.callback();
     for (const w of waiting) w();
     waiting = [];
@@ -132,6 +142,7 @@ export async function startTestOp(t: Teardown): Promise<TestOp> {
     issuer,
     accounts,
     requests,
+    backchannelErrors,
     configure(c, opts) {
       clients = c;
       extraClaims = opts?.extraClaims ?? [];
