@@ -196,6 +196,7 @@ export const AuthenticatorSchemas = {
     baseUrl: Type.Optional(Type.String({ pattern: '^https?://' })),
     apiUrl: Type.Optional(Type.String({ pattern: '^https?://' })),
     timeout: Type.Optional(Duration),
+    jwksRefreshInterval: Type.Optional(Duration),
   }),
   plugin: authn('plugin', {
     module: Type.String({ minLength: 1, description: 'Path relative to the config file' }),

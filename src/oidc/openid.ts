@@ -20,7 +20,6 @@ const FIRST_RETRY_MS = 1_000;
 const MAX_RETRY_MS = 60_000;
 /** Metadata is discovered again this often; the last good copy stays in use if that fails. */
 const REFRESH_MS = 60 * 60_000;
-const KEY_REFRESH_INTERVAL_MS = 30_000;
 /** Asymmetric algorithms only: never `none`, never HS* with a public key (RFC 8725 §3.1). */
 const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
 
@@ -138,7 +137,7 @@ export class OpenIdProvider implements LoginProvider {
     if (algorithms.length === 0) throw new Error('the provider announces no acceptable ID token algorithm');
     if (this.#keys === undefined || this.#algorithms.join() !== algorithms.join()) {
       const old = this.#keys;
-      this.#keys = new RemoteKeySource({ issuer: meta.issuer, jwksUri: meta.jwks_uri, algorithms, refreshIntervalMs: KEY_REFRESH_INTERVAL_MS, timeoutMs: this.#timeoutMs, log: this.#ctx.log });
+      this.#keys = new RemoteKeySource({ issuer: meta.issuer, jwksUri: meta.jwks_uri, algorithms, refreshIntervalMs: durationMs(this.#cfg.jwksRefreshInterval, '30s'), timeoutMs: this.#timeoutMs, log: this.#ctx.log });
       await old?.close();
     }
     this.#algorithms = algorithms;
