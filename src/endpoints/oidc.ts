@@ -129,7 +129,7 @@ export default async function oidcEndpoints(app: FastifyInstance, rt: Runtime): 
     }
     const { session, cookie } = created;
     reply.setCookie(service.cookieName, cookie, service.cookieOptions());
-    reply.clearCookie(FLOW_COOKIE, { path: flowCookiePath });
+    // The flow cookie stays: other tabs of this browser may still be signing in (it expires with them).
     audit(ctx, 'oidc.login', { user: session.user, ip: request.ip, method, id: session.id });
     request.log.info({ user: session.user, session: session.id, provider: p.name }, 'signed in');
     return reply.code(302).header('cache-control', 'no-store').header('location', flow.rd).send();
