@@ -265,6 +265,12 @@ export async function checkConfig(config: Config, dir: string): Promise<ConfigIs
         const known = [...authenticatorNames];
         add([...at, 'auth', j], `unknown authenticator '${name}'${known.length ? ` (defined: ${known.join(', ')})` : ' (no authenticators are defined)'}`);
       });
+      // An oidc authenticator only starts sign-ins; the session it creates is read by a `session` one.
+      const typeOf = (n: unknown): unknown => authenticators.find(([name]) => name === n)?.[1]?.type;
+      const oidcAt = route.auth.findIndex((n) => typeOf(n) === 'oidc');
+      if (oidcAt >= 0 && !route.auth.some((n) => typeOf(n) === 'session')) {
+        add([...at, 'auth', oidcAt], 'an oidc authenticator needs a session authenticator in the same chain (e.g. [web, google]): it reads the session the sign-in creates');
+      }
     }
     const upstreams = str(route.upstream) ? [route.upstream] : list(route.upstream);
     upstreams.forEach((u, j) => {
