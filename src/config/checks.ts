@@ -221,6 +221,8 @@ export async function checkConfig(config: Config, dir: string): Promise<ConfigIs
       if (a.provider !== 'github' && a.issuer === undefined && a.preset !== 'google' && a.preset !== 'gitlab' && a.preset !== 'entra') add([...at, 'issuer'], "is required for provider 'oidc'", at);
       if (a.preset === 'entra' && a.issuer === undefined && a.tenant === undefined) add([...at, 'tenant'], "is required for preset 'entra'", at);
       if (a.preset === 'entra' && (a.tenant === 'common' || a.tenant === 'organizations') && list(a.allowedTenants).length === 0) add([...at, 'allowedTenants'], 'a multi-tenant app must list the tenants (tid) it accepts', at);
+      // openid-client resolves Entra's `{tenantid}` issuer template for the global authority only.
+      if (a.preset === 'entra' && (a.tenant === 'common' || a.tenant === 'organizations') && a.authority !== undefined && a.authority !== 'https://login.microsoftonline.com') add([...at, 'authority'], 'a multi-tenant app needs the global authority; name the tenant for a sovereign cloud', at);
       if (a.clientAuth === 'private_key_jwt' ? a.privateKey === undefined : a.clientSecret === undefined) add([...at, a.clientAuth === 'private_key_jwt' ? 'privateKey' : 'clientSecret'], 'is required for this client authentication', at);
       if (str(a.issuer) && !validUrl(a.issuer)) add([...at, 'issuer'], 'is not a valid URL');
     }

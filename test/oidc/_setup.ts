@@ -10,7 +10,7 @@ export interface OidcRig {
   callbackPrefix: string;
 }
 
-export async function oidcRig(t: Teardown, opts: { auth?: Record<string, unknown>; client?: Partial<TestClient>; config?: Record<string, unknown>; users?: string; extraAuthenticators?: Record<string, unknown>; route?: Record<string, unknown> } = {}): Promise<OidcRig> {
+export async function oidcRig(t: Teardown, opts: { auth?: Record<string, unknown>; client?: Partial<TestClient> & Record<string, unknown>; config?: Record<string, unknown>; users?: string; extraAuthenticators?: Record<string, unknown>; route?: Record<string, unknown> } = {}): Promise<OidcRig> {
   const op = await startTestOp(t);
   const echo = await startTestEcho(t);
   const gw = await startTestGateway(t, {

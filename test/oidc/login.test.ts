@@ -1,6 +1,7 @@
 // OIDC sign-in against a real OpenID Provider (oidc-provider 9): the session it creates, what the
 // upstream receives, and the audit line.
 import t from 'tap';
+import { exportJWK, exportPKCS8, generateKeyPair } from 'jose';
 import { browse } from '../helpers/oidc.js';
 import { oidcRig, oidcSignIn } from './_setup.js';
 
@@ -24,4 +25,16 @@ t.test('sign in through the provider: a gateway session with method oidc:corp re
   t.ok(line, 'audit oidc.login');
   t.equal(line?.user, 'alice');
   t.notOk(rig.gw.rawLogs.some((l) => l.includes('gateway-secret')), 'client secret never logged');
+});
+
+t.test('client authentication private_key_jwt (and client_secret_post in providers.test.ts)', async (t) => {
+  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'gw-key', alg: 'ES256', use: 'sig' };
+  const rig = await oidcRig(t, {
+    auth: { clientAuth: 'private_key_jwt', privateKey: await exportPKCS8(privateKey) },
+    client: { client_secret: undefined, token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'ES256', jwks: { keys: [jwk] } } as Record<string, unknown>,
+  });
+  const { last } = await oidcSignIn(rig, 'alice');
+  t.equal(last.status, 200, 'the token endpoint accepted the signed client assertion');
+  t.equal((JSON.parse(last.body) as { headers: Record<string, string> }).headers['x-auth-user'], 'alice');
 });
