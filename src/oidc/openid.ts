@@ -229,7 +229,10 @@ export class OpenIdProvider implements LoginProvider {
     const mapping = this.settings.claims;
     const sub = str(payload.sub) as string;
     const email = cleanString(claimAt(payload, mapping.email ?? 'email'), 320);
-    const rawUser = mapping.username !== undefined ? claimAt(payload, mapping.username) : (payload.preferred_username ?? payload.email ?? payload.sub);
+    // An unverified address never names the user (it would merge accounts by email): sub instead.
+    const verified = payload.email_verified === true;
+    const fromEmail = mapping.username === 'email' || (mapping.username === undefined && payload.preferred_username === undefined);
+    const rawUser = fromEmail ? (verified ? payload.email : payload.sub) : mapping.username !== undefined ? claimAt(payload, mapping.username) : payload.preferred_username;
     const user = cleanString(rawUser, 256);
     if (user === undefined) throw new OidcLoginError('forbidden', 'The identity provider did not say who you are.', 'no_username');
     const authTime = typeof payload.auth_time === 'number' && Number.isFinite(payload.auth_time) ? Math.floor(payload.auth_time) : Math.floor(Date.now() / 1000);
@@ -240,7 +243,7 @@ export class OpenIdProvider implements LoginProvider {
       user,
       email,
       // Only the boolean true counts: "true" strings and absent claims are unverified.
-      emailVerified: payload.email_verified === true,
+      emailVerified: verified,
       groups: stringList(claimAt(payload, mapping.groups ?? 'groups'), validGroup, false),
       amr: stringList(payload.amr, (a) => a.length <= 32 && !/[\u0000-\u001f\u007f]/.test(a), false),
       acr: str(payload.acr),

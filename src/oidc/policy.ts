@@ -15,7 +15,12 @@ import { OidcLoginError, type ProviderIdentity } from './types.js';
  */
 export const IDENTITY_HEADER_BUDGET = 8 * 1024;
 
-const domainOf = (email: string): string => email.slice(email.lastIndexOf('@') + 1).toLowerCase();
+/** The domain of an address with exactly one `@` (`a@evil.test@corp.test` has none), lower-cased. */
+function domainOf(email: string): string | undefined {
+  const at = email.indexOf('@');
+  if (at <= 0 || at !== email.lastIndexOf('@')) return undefined;
+  return email.slice(at + 1).toLowerCase();
+}
 
 export async function sessionForIdentity(ctx: Pick<GatewayContext, 'users'>, name: string, cfg: OidcAuthenticatorConfig, id: ProviderIdentity, opts: { hostedDomainClaim: boolean }): Promise<NewSession> {
   const domains = (cfg.allowedDomains ?? []).map((d) => d.toLowerCase());

@@ -72,6 +72,7 @@ t.test('a code from another flow (or replayed) is refused by the token endpoint:
   mixed.searchParams.set('code', new URL(one.callback).searchParams.get('code') ?? '');
   assertPage(t, await browse(jar, mixed.toString()), 400, /already used or has expired/);
   await assertNoSession(t, rig, jar);
+  assertNothingLogged(t, rig, mixed.toString());
 });
 
 t.test('error=access_denied from the provider: 403 page, no session', async (t) => {
@@ -100,6 +101,16 @@ async function forged(t: Test, forge: (rig: OidcRig, idToken: string) => Promise
   rig.op.tamperToken = async (json) => ({ ...json, id_token: await forge(rig, json.id_token as string) });
   assertPage(t, await browse(jar, callback), status, text);
   await assertNoSession(t, rig, jar);
+  assertNothingLogged(t, rig, callback);
+}
+
+/** THREATS 97: the code and state of a callback never reach a log line, at debug level. */
+function assertNothingLogged(t: Test, rig: OidcRig, callback: string): void {
+  const u = new URL(callback);
+  for (const name of ['code', 'state']) {
+    const value = u.searchParams.get(name) ?? '';
+    t.ok(value.length > 8 && !rig.gw.rawLogs.some((l) => l.includes(value)), `the ${name} is not logged`);
+  }
 }
 
 t.test('ID token signed by another key under the provider kid', (t) =>

@@ -117,3 +117,18 @@ t.test('step-up: a signed-in browser sent to the provider again gets prompt=logi
   const fresh = await browse(new (jar.constructor as new () => typeof jar)(), `${rig.gw.url}/.auth/oidc/corp/login?rd=/app/x`);
   t.equal(new URL(fresh.location ?? '').searchParams.get('prompt'), null, 'a first sign-in is not forced');
 });
+
+t.test('claim trust: a multi-@ address, a look-alike domain, an unverified address as user name', async (t) => {
+  const rig = await oidcRig(t, { auth: { allowedDomains: ['corp.test'] } });
+  rig.op.accounts.set('multi', { email: 'attacker@evil.test@corp.test', email_verified: true });
+  rig.op.accounts.set('lookalike', { email: 'x@corp.tеst', email_verified: true }); // Cyrillic е
+  await refused(t, rig, 'multi', 403, /domain may not sign in/);
+  await refused(t, rig, 'lookalike', 403, /domain may not sign in/);
+
+  const open = await oidcRig(t);
+  // No preferred_username: the user would be named by the address — only a verified one.
+  open.op.accounts.set('sub-123', { email: 'alice@corp.test', email_verified: false });
+  t.equal((await signIn(open, 'sub-123')).headers?.['x-auth-user'], 'sub-123', 'an unverified address never becomes the user name');
+  open.op.accounts.set('sub-456', { email: 'bob@corp.test', email_verified: true });
+  t.equal((await signIn(open, 'sub-456')).headers?.['x-auth-user'], 'bob@corp.test');
+});
