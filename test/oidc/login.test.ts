@@ -38,3 +38,23 @@ t.test('client authentication private_key_jwt (and client_secret_post in provide
   t.equal(last.status, 200, 'the token endpoint accepted the signed client assertion');
   t.equal((JSON.parse(last.body) as { headers: Record<string, string> }).headers['x-auth-user'], 'alice');
 });
+
+t.test('rd and redirect_uri: an outside rd becomes /, the redirect URI never comes from Host; flow cookie attributes', async (t) => {
+  const rig = await oidcRig(t);
+  const start = await fetch(`${rig.gw.url}/.auth/oidc/corp/login?rd=${encodeURIComponent('https://evil.test/x')}`, { redirect: 'manual', headers: { host: 'evil.test', 'x-forwarded-host': 'evil.test' } });
+  t.equal(start.status, 302);
+  const auth = new URL(start.headers.get('location') ?? '');
+  t.equal(auth.searchParams.get('redirect_uri'), `${rig.gw.url}/.auth/oidc/corp/callback`, 'built from publicUrl');
+  t.equal(auth.searchParams.get('code_challenge_method'), 'S256');
+  t.ok((auth.searchParams.get('code_challenge') ?? '').length >= 43, 'a PKCE challenge');
+  const flowCookie = start.headers.getSetCookie().find((c) => c.startsWith('authgate_oidc_flow='));
+  t.match(flowCookie, /HttpOnly/i);
+  t.match(flowCookie, /SameSite=Lax/i);
+  t.match(flowCookie, /Max-Age=600/i);
+  t.notMatch(flowCookie, /Domain=/i);
+
+  const { jar, last } = await oidcSignIn(rig, 'alice', 'https://evil.test/x');
+  t.equal(last.url, `${rig.gw.url}/`, 'signed in, but sent to / and not to the outside rd');
+  const me = await browse(jar, `${rig.gw.url}/.auth/me`, { headers: { accept: 'application/json' } });
+  t.notMatch(me.body, /eyJ/, '/me shows no provider token');
+});
