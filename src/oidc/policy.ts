@@ -39,6 +39,7 @@ export async function sessionForIdentity(ctx: Pick<GatewayContext, 'users'>, nam
   let user = id.user;
   let groups = [...id.groups];
   let email = id.emailVerified ? id.email : undefined;
+  let linked = false;
   if (cfg.linkUsers === 'email' && id.emailVerified && id.email !== undefined) {
     const local = await ctx.users.lookup(id.email);
     if (local !== undefined && local.email?.toLowerCase() === id.email.toLowerCase()) {
@@ -46,6 +47,7 @@ export async function sessionForIdentity(ctx: Pick<GatewayContext, 'users'>, nam
       user = local.username;
       groups = [...new Set([...local.groups, ...groups])];
       email = local.email;
+      linked = true;
     }
   }
 
@@ -63,6 +65,6 @@ export async function sessionForIdentity(ctx: Pick<GatewayContext, 'users'>, nam
     amr: id.amr.length > 0 ? [...id.amr, 'fed'] : ['fed'],
     mfa,
     authTime: id.authTime,
-    oidc: { provider: name, sub: id.sub, sid: id.sid, iss: id.iss, acr: id.acr, idToken: id.idToken },
+    oidc: { provider: name, sub: id.sub, sid: id.sid, iss: id.iss, acr: id.acr, idToken: id.idToken, ...(linked ? { linked } : {}) },
   };
 }

@@ -349,7 +349,17 @@ export class SessionService {
    */
   async #current(entry: CacheEntry): Promise<SessionRecord | undefined> {
     const record = entry.record;
-    if (record.method !== 'session') return { ...record, lastSeenAt: entry.lastSeen };
+    if (record.method !== 'session') {
+      // An OIDC identity linked to a local user ends with that user (the directory is cached in memory).
+      if (record.oidc?.linked === true) {
+        const user = await this.#ctx.users.get(record.user);
+        if (user === undefined || user.disabled) {
+          this.#expire(record);
+          return undefined;
+        }
+      }
+      return { ...record, lastSeenAt: entry.lastSeen };
+    }
     const user = await this.#ctx.users.get(record.user);
     if (user === undefined || user.disabled) {
       this.#expire(record);

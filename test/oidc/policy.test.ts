@@ -1,10 +1,13 @@
 // Who may sign in through a provider and what the session says (issue 10): verified-only domain
 // rules, Google's hd, groups, Keycloak roles, Entra tenants and group overage, linking to a local
 // user by verified email, trusted provider MFA, the identity header budget, step-up.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import t, { type Test } from 'tap';
+import { waitFor } from '../helpers/gateway.js';
 import { browse } from '../helpers/oidc.js';
-import { usersFile } from '../sessions/_browser.js';
+import { passwordHashes, usersFile } from '../sessions/_browser.js';
 import { oidcRig, oidcSignIn, type OidcRig } from './_setup.js';
 
 type Headers = Record<string, string>;
@@ -79,6 +82,12 @@ t.test('linkUsers: email links a verified address to the local user; unverified 
   const unlinked = await signIn(rig, 'ext-2');
   t.equal(unlinked.headers?.['x-auth-user'], 'ext-2', 'unverified: never the local user (account takeover)');
   t.notOk(unlinked.headers?.['x-auth-email'], 'and the unverified address is not passed on');
+
+  // The linked session follows the local account: disabling alice ends it.
+  const h = await passwordHashes();
+  writeFileSync(join(rig.gw.dir, 'users.yaml'), await usersFile({ alice: { email: 'alice@example.test', password: h.alice, groups: ['admin'], disabled: true } }));
+  t.ok(await waitFor(async () => (await browse(linked.jar, `${rig.gw.url}/app/x`)).status === 302, 5000), 'disabled local user: the linked session ended');
+  t.equal((await browse(unlinked.jar, `${rig.gw.url}/app/x`)).status, 200, 'the unlinked identity is not affected');
 
   const off = await oidcRig(t, { users });
   off.op.accounts.set('ext-1', { email: 'alice@example.test', email_verified: true, preferred_username: 'ext-1' });
