@@ -109,6 +109,8 @@ export function buildScenarios(inp: ScenarioInputs): { scenarios: Scenario[]; no
   } else skip('jwt', 'jwt-rs256, jwt-self');
   if (types.has('session') && inp.main.sessionCookie) s.push({ id: 'session-sqlite', label: 'session (sqlite)', target: 'gateway', path: '/session-sqlite/x', headers: { cookie: inp.main.sessionCookie }, group: 'session' });
   else notes.push('session-sqlite: skipped (no session authenticator or no session could be made)');
+  // A session an OIDC sign-in created is a normal session on the request path (issue 10).
+  if (types.has('session') && inp.main.oidcSessionCookie) s.push({ id: 'session-oidc', label: 'session from an OIDC sign-in (sqlite)', target: 'gateway', path: '/session-sqlite/x', headers: { cookie: inp.main.oidcSessionCookie }, group: 'session' });
   if (inp.redis?.sessionCookie) s.push({ id: 'session-redis', label: 'session (redis)', target: 'gateway-redis', path: '/session-redis/x', headers: { cookie: inp.redis.sessionCookie }, group: 'session' });
   else notes.push('session-redis: skipped (no Redis at 127.0.0.1:6379, or no session authenticator)');
   if (types.has('introspection')) s.push({ id: 'introspection', label: 'introspection (warm cache)', target: 'gateway', path: '/introspection/x', headers: { authorization: 'Bearer intro-valid-0123456789abcdef' }, group: 'auth' });

@@ -11,6 +11,8 @@ import { PREFIX } from './fixtures.js';
 export interface SeededCredentials {
   /** `name=value` of the session cookie. */
   sessionCookie?: string;
+  /** `name=value` of a session as an OIDC sign-in creates it (method oidc:bench): same request path. */
+  oidcSessionCookie?: string;
   apiToken?: string;
   selfJwt?: string;
   /** How each was obtained, for the report. */
@@ -65,6 +67,24 @@ export async function seedCredentials(
       });
       out.how.session = 'service';
     }
+  }
+
+  if (want.session) {
+    // No OpenID Provider in the bench: the session is made the way the OIDC callback makes it.
+    const { acquireSessionService } = await import('../src/sessions/service.js');
+    out.oidcSessionCookie = await withContext(configFile, gatewayUrl, async (ctx) => {
+      const { service, release } = acquireSessionService(ctx);
+      try {
+        const { cookie } = await service.create({
+          user: user.name, email: `${user.name}@example.test`, groups: ['staff'], method: 'oidc:bench', amr: ['fed'], mfa: false,
+          oidc: { provider: 'bench', iss: 'https://op.bench.test', sub: user.name, sid: 'bench-sid' },
+        });
+        return `${service.cookieName}=${cookie}`;
+      } finally {
+        release();
+      }
+    }).catch(() => undefined);
+    out.how.oidcSession = out.oidcSessionCookie !== undefined ? 'service' : 'unavailable';
   }
 
   if (want.token) {

@@ -228,7 +228,12 @@ export async function checkConfig(config: Config, dir: string): Promise<ConfigIs
     djangoChecks(cfg, a, at, add);
     if (a.type === 'introspection' && str(a.endpoint) && !validUrl(a.endpoint)) add([...at, 'endpoint'], 'is not a valid URL');
     if (a.type === 'oidc') {
-      if (a.provider !== 'github' && a.issuer === undefined) add([...at, 'issuer'], "is required for provider 'oidc'", at);
+      if (a.provider !== 'github' && a.issuer === undefined && a.preset !== 'google' && a.preset !== 'gitlab' && a.preset !== 'entra') add([...at, 'issuer'], "is required for provider 'oidc'", at);
+      if (a.preset === 'entra' && a.issuer === undefined && a.tenant === undefined) add([...at, 'tenant'], "is required for preset 'entra'", at);
+      if (a.preset === 'entra' && (a.tenant === 'common' || a.tenant === 'organizations') && list(a.allowedTenants).length === 0) add([...at, 'allowedTenants'], 'a multi-tenant app must list the tenants (tid) it accepts', at);
+      // openid-client resolves Entra's `{tenantid}` issuer template for the global authority only.
+      if (a.preset === 'entra' && (a.tenant === 'common' || a.tenant === 'organizations') && a.authority !== undefined && a.authority !== 'https://login.microsoftonline.com') add([...at, 'authority'], 'a multi-tenant app needs the global authority; name the tenant for a sovereign cloud', at);
+      if (a.clientAuth === 'private_key_jwt' ? a.privateKey === undefined : a.clientSecret === undefined) add([...at, a.clientAuth === 'private_key_jwt' ? 'privateKey' : 'clientSecret'], 'is required for this client authentication', at);
       if (str(a.issuer) && !validUrl(a.issuer)) add([...at, 'issuer'], 'is not a valid URL');
     }
     if (a.type === 'apikey') {
@@ -272,6 +277,12 @@ export async function checkConfig(config: Config, dir: string): Promise<ConfigIs
         const known = [...authenticatorNames];
         add([...at, 'auth', j], `unknown authenticator '${name}'${known.length ? ` (defined: ${known.join(', ')})` : ' (no authenticators are defined)'}`);
       });
+      // An oidc authenticator only starts sign-ins; the session it creates is read by a `session` one.
+      const typeOf = (n: unknown): unknown => authenticators.find(([name]) => name === n)?.[1]?.type;
+      const oidcAt = route.auth.findIndex((n) => typeOf(n) === 'oidc');
+      if (oidcAt >= 0 && !route.auth.some((n) => typeOf(n) === 'session')) {
+        add([...at, 'auth', oidcAt], 'an oidc authenticator needs a session authenticator in the same chain (e.g. [web, google]): it reads the session the sign-in creates');
+      }
     }
     const upstreams = str(route.upstream) ? [route.upstream] : list(route.upstream);
     upstreams.forEach((u, j) => {

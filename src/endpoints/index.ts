@@ -9,6 +9,7 @@ import loginEndpoints from './login.js';
 import meEndpoints from './me.js';
 import sessionEndpoints from './sessions.js';
 import accountEndpoints from './account.js';
+import oidcEndpoints from './oidc.js';
 
 export type EndpointPlugin = (app: FastifyInstance, rt: Runtime) => Promise<void>;
 
@@ -21,4 +22,5 @@ export const ENDPOINT_PLUGINS: EndpointPlugin[] = [
   meEndpoints,
   sessionEndpoints,
   accountEndpoints,
+  oidcEndpoints,
 ];

@@ -23,6 +23,8 @@ export interface LoginPageModel {
   readonly retryAfterSeconds?: number | undefined;
   /** Set when the browser already holds a live session. */
   readonly signedInAs?: string | undefined;
+  /** A sign-in problem told in words (OIDC: provider down, sign-in expired, not allowed). */
+  readonly message?: string | undefined;
 }
 
 function retryText(seconds: number | undefined): string {
@@ -53,7 +55,7 @@ export class LoginPage {
   readonly #usernameType: 'text' | 'email';
   readonly #action: string;
   readonly #logoutAction: string;
-  readonly #providers: readonly { name: string; label: string }[];
+  readonly #providers: readonly { name: string; label: string; icon: string | undefined }[];
   readonly #prefix: string;
   /** Response headers of every page (CSP with the stylesheet's hash, framing, referrer, cache). */
   readonly headers: Readonly<Record<string, string>>;
@@ -71,7 +73,7 @@ export class LoginPage {
     this.#logoutAction = `${ctx.prefix}/logout`;
     this.#providers = Object.entries(ctx.config.authenticators ?? {})
       .filter(([, a]) => a.type === 'oidc')
-      .map(([name, a]) => ({ name, label: (a as { label?: string }).label ?? name }));
+      .map(([name, a]) => ({ name, label: (a as { label?: string }).label ?? name, icon: (a as { icon?: string }).icon }));
   }
 
   get productName(): string {
@@ -94,7 +96,9 @@ export class LoginPage {
 ${this.#shell.brand()}<h1>Sign in</h1>
 <p class="lead">to continue to ${e(this.#shell.name)}</p>
 `);
-    if (error !== undefined) {
+    if (model.message !== undefined) {
+      parts.push(`<div class="alert" role="alert" id="${errorId}">${ALERT_ICON}<span>${e(model.message)}</span></div>\n`);
+    } else if (error !== undefined) {
       parts.push(`<div class="alert" role="alert" id="${errorId}">${ALERT_ICON}<span>${e(errorText(error, model.retryAfterSeconds, this.#loginLabel))}</span></div>\n`);
     }
     if (model.signedInAs !== undefined) {
@@ -118,7 +122,8 @@ ${this.#shell.brand()}<h1>Sign in</h1>
       parts.push(`<div class="divider">or</div>\n<ul class="providers">\n`);
       for (const p of this.#providers) {
         const href = `${this.#prefix}/oidc/${encodeURIComponent(p.name)}/login${rdQuery}`;
-        parts.push(`<li><a class="btn secondary" href="${e(href)}">Continue with ${e(p.label)}</a></li>\n`);
+        const icon = p.icon !== undefined ? `<img src="${e(p.icon)}" alt="" width="18" height="18"> ` : '';
+        parts.push(`<li><a class="btn secondary" href="${e(href)}">${icon}Continue with ${e(p.label)}</a></li>\n`);
       }
       parts.push(`</ul>\n`);
     }

@@ -14,6 +14,7 @@ import type { SessionRecord } from '../sessions/types.js';
 import { revokeUserJwtFamilies } from '../tokens/refresh.js';
 import { safeRedirectTarget } from '../util/redirect.js';
 import { LoginPage, type LoginPageError } from './login-page.js';
+import { oidcEndSessionUrl } from './oidc.js';
 
 type BodyKind = 'json' | 'form' | 'none' | 'other';
 
@@ -174,8 +175,11 @@ export default async function loginEndpoints(app: FastifyInstance, rt: Runtime):
   app.post('/logout', { onRequest: csrfGuard }, async (request, reply) => {
     const kind = bodyKind(request);
     clearSessionCookie(reply);
+    let endSession: string | undefined;
     try {
       const ended = await service.destroyByCookie(request.cookies[cookieName]);
+      // An OIDC session may also end at its provider (RP-initiated logout).
+      if (ended?.oidc !== undefined && kind === 'form') endSession = oidcEndSessionUrl(rt, ended.oidc, safeRedirectTarget(stringField(request.body, 'rd') ?? queryField(request, 'rd'), ctx));
       // Signing out also ends the user's gateway refresh tokens (THREATS 32).
       if (ended?.user !== undefined) await revokeUserJwtFamilies(ctx, ended.user, requestOrigin(request, { reason: 'logout' }));
       if (ended !== undefined) request.log.info({ user: ended.user, session: ended.id }, 'signed out');
@@ -188,7 +192,7 @@ export default async function loginEndpoints(app: FastifyInstance, rt: Runtime):
     reply.header('cache-control', 'no-store');
     if (kind === 'form') {
       const rd = safeRedirectTarget(stringField(request.body, 'rd') ?? queryField(request, 'rd'), ctx);
-      return reply.code(303).header('location', rd).send();
+      return reply.code(303).header('location', endSession ?? rd).send();
     }
     return reply.code(204).send();
   });

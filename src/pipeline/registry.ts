@@ -12,6 +12,7 @@ import { createApiKeyAuthenticator } from './authenticators/apikey.js';
 import { createJwtAuthenticator } from './authenticators/jwt.js';
 import { createSimpleJwtAuthenticator } from './authenticators/simplejwt.js';
 import { createDjangoSessionAuthenticator } from './authenticators/django-session.js';
+import { createOidcAuthenticator } from './authenticators/oidc.js';
 
 export type AuthenticatorFactory = (name: string, cfg: AuthenticatorConfig, ctx: GatewayContext) => Authenticator | Promise<Authenticator>;
 
@@ -28,4 +29,5 @@ export const AUTHENTICATOR_FACTORIES: Partial<Record<AuthenticatorType, Authenti
     return c.preset === 'simplejwt' ? createSimpleJwtAuthenticator(name, c, ctx) : createJwtAuthenticator(name, c, ctx);
   },
   'django-session': (name, cfg, ctx) => createDjangoSessionAuthenticator(name, cfg as AuthenticatorConfigOf<'django-session'>, ctx),
+  oidc: (name, cfg, ctx) => createOidcAuthenticator(name, cfg as AuthenticatorConfigOf<'oidc'>, ctx),
 };

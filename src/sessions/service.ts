@@ -6,6 +6,7 @@
 //                       min(idle/20, 60 s) — an idle session simply loses this key
 //   sessions:user:<u>   index of a user's session ids
 // Logout anywhere publishes the id on `sessions:revoked`; every instance drops it from its cache.
+import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { GatewayContext } from '../context.js';
 import { GatewayError } from '../errors.js';
@@ -13,7 +14,7 @@ import { RESYNC_CHANNEL } from '../store/types.js';
 import { durationMs } from '../util/duration.js';
 import { refCounted } from '../util/ref-counted.js';
 import { configuredSessionSecrets, loadSessionSecrets, sessionHandle, SessionCookieSigner } from './cookie.js';
-import type { NewSession, SessionLookup, SessionRecord } from './types.js';
+import type { NewSession, OidcSessionInfo, SessionLookup, SessionRecord } from './types.js';
 
 export const DEFAULT_SESSION_COOKIE = 'authgate_session';
 export const REVOKED_CHANNEL = 'sessions:revoked';
@@ -29,6 +30,8 @@ const HEALTH_INTERVAL_MS = 1_000;
 const recordKey = (id: string): string => `session:${id}`;
 const seenKey = (id: string): string => `session:seen:${id}`;
 const userIndexKey = (user: string): string => `sessions:user:${user}`;
+/** Back-channel logout indexes: sessions of one provider session (sid) or one provider user (sub). */
+const oidcIndexKey = (iss: string, kind: 'sid' | 'sub', value: string): string => `sessions:oidc:${kind}:${createHash('sha256').update(`${iss}\n${value}`).digest('base64url')}`;
 
 export interface SessionSettings {
   readonly cookieName: string;
@@ -218,6 +221,8 @@ export class SessionService {
       store.set(recordKey(id), JSON.stringify(record), absoluteMs),
       store.set(seenKey(id), String(now), Math.min(idleMs, absoluteMs)),
       store.indexAdd(userIndexKey(input.user), id, absoluteMs),
+      ...(input.oidc?.iss !== undefined ? [store.indexAdd(oidcIndexKey(input.oidc.iss, 'sub', input.oidc.sub), id, absoluteMs)] : []),
+      ...(input.oidc?.iss !== undefined && input.oidc.sid !== undefined ? [store.indexAdd(oidcIndexKey(input.oidc.iss, 'sid', input.oidc.sid), id, absoluteMs)] : []),
     ]);
     this.#cache.set(id, { record, lastSeen: now, lastWrite: now });
     return { session: record, cookie: signer.sign(secretId) };
@@ -240,16 +245,44 @@ export class SessionService {
    * THREATS 27 session fixation). Returns the ended session's id and user (when still stored),
    * or undefined when the cookie carried no correctly signed id.
    */
-  async destroyByCookie(cookieValue: string | undefined): Promise<{ id: string; user: string | undefined } | undefined> {
+  async destroyByCookie(cookieValue: string | undefined): Promise<{ id: string; user: string | undefined; oidc?: OidcSessionInfo | undefined } | undefined> {
     const id = await this.sessionIdOf(cookieValue);
     if (id === undefined) return undefined;
-    let user = this.#cache.peek(id)?.record.user;
-    if (user === undefined) {
+    let record = this.#cache.peek(id)?.record;
+    if (record === undefined) {
       const json = await this.#ctx.store.get(recordKey(id));
-      user = json === null ? undefined : parseRecord(json, id)?.user;
+      record = json === null ? undefined : parseRecord(json, id);
     }
-    await this.destroy(id, user);
-    return { id, user };
+    await this.destroy(id, record?.user);
+    return { id, user: record?.user, oidc: record?.oidc };
+  }
+
+  /**
+   * Ends, on every instance, the sessions an OIDC provider's back-channel logout names: those of
+   * one provider session (`sid`) or of one provider user (`sub`), both within issuer `iss`.
+   * Returns the ended sessions' handles and users.
+   */
+  async destroyByOidc(iss: string, which: { sid?: string | undefined; sub?: string | undefined }): Promise<{ id: string; user: string }[]> {
+    const store = this.#ctx.store;
+    const indexes = [
+      ...(which.sid !== undefined ? [oidcIndexKey(iss, 'sid', which.sid)] : []),
+      ...(which.sub !== undefined ? [oidcIndexKey(iss, 'sub', which.sub)] : []),
+    ];
+    const ids = new Set<string>();
+    for (const index of indexes) for (const id of await store.indexMembers(index)) ids.add(id);
+    const ended: { id: string; user: string }[] = [];
+    for (const id of ids) {
+      const json = await store.get(recordKey(id));
+      const record = json === null ? undefined : parseRecord(json, id);
+      // Both claims given (sid and sub): only sessions matching both (Back-Channel Logout 1.0 §2.6).
+      if (record?.oidc === undefined || record.oidc.iss !== iss) continue;
+      if (which.sid !== undefined && record.oidc.sid !== which.sid) continue;
+      if (which.sub !== undefined && record.oidc.sub !== which.sub) continue;
+      await this.destroy(id, record.user);
+      ended.push({ id, user: record.user });
+    }
+    for (const index of indexes) for (const { id } of ended) await store.indexRemove(index, id);
+    return ended;
   }
 
   /** Ends every session of a user (e.g. back-channel logout, an administrator's revocation). */
@@ -358,7 +391,17 @@ export class SessionService {
    */
   async #current(entry: CacheEntry): Promise<SessionRecord | undefined> {
     const record = entry.record;
-    if (record.method !== 'session') return { ...record, lastSeenAt: entry.lastSeen };
+    if (record.method !== 'session') {
+      // An OIDC identity linked to a local user ends with that user (the directory is cached in memory).
+      if (record.oidc?.linked === true) {
+        const user = await this.#ctx.users.get(record.user);
+        if (user === undefined || user.disabled) {
+          this.#expire(record);
+          return undefined;
+        }
+      }
+      return { ...record, lastSeenAt: entry.lastSeen };
+    }
     const user = await this.#ctx.users.get(record.user);
     if (user === undefined || user.disabled) {
       this.#expire(record);

@@ -12,6 +12,14 @@ export interface OidcSessionInfo {
   /** The provider's session id (`sid`), for back-channel logout. */
   readonly sid?: string | undefined;
   readonly sub: string;
+  /** The provider's issuer: back-channel logout finds sessions by (iss, sid) and (iss, sub). */
+  readonly iss?: string | undefined;
+  /** Signed in as a local user through `linkUsers`: the session ends when that user is disabled or removed. */
+  readonly linked?: boolean | undefined;
+  /** The provider's authentication context class (`acr`), as reported at sign-in. */
+  readonly acr?: string | undefined;
+  /** The ID token, kept server-side only for RP-initiated logout's `id_token_hint`. */
+  readonly idToken?: string | undefined;
 }
 
 export interface SessionRecord {

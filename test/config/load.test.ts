@@ -199,6 +199,7 @@ t.test('semantic checks', async (t) => {
       '11:30: authenticators.p.module: plugin module not found (looked for …, also with .js, .mjs, .ts)',
       "13:86: routes.0.stripPath: must be a prefix of the match path's literal part '/v1'",
       "14:31: routes.1.match.path: '**' is allowed only as the whole last segment",
+      '14:72: routes.1.auth.1: an oidc authenticator needs a session authenticator in the same chain (e.g. [web, google]): it reads the session the sign-in creates',
     ],
   );
 });
