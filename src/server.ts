@@ -24,11 +24,12 @@ import { Decider, REFUSED_METHODS, type Decision, type RouteData } from './pipel
 import { IdentityHeaders } from './pipeline/identity.js';
 import { AUTHENTICATOR_FACTORIES } from './pipeline/registry.js';
 import { NOT_MINE, type Authenticator, type AuthOutcome, type AuthRequest, type Identity } from './pipeline/types.js';
-import { hasAmbiguousCredentials, rewriteForwardHeaders } from './proxy/forward-headers.js';
+import { clientInfo, normalizeHost, type ClientInfo } from './proxy/client-info.js';
+import { connectionNamesFraming, hasAmbiguousCredentials, rewriteForwardHeaders, stripQueryParams } from './proxy/forward-headers.js';
 import { UpstreamPool, isConnectFailure, isTimeout, type UpstreamTarget } from './proxy/upstream.js';
 import { handleUpgrade } from './proxy/websocket.js';
-import { normalizeTarget, encodePath } from './routing/normalize.js';
-import { RouteTable, compileRoute, stripPathPrefix } from './routing/table.js';
+import { encodePath } from './routing/normalize.js';
+import { RouteTable, compileRoute } from './routing/table.js';
 import type { Runtime } from './runtime.js';
 import { createStore } from './store/index.js';
 import { instrumentStore } from './store/instrumented.js';
@@ -54,6 +55,10 @@ interface ForwardState {
   startedAt: number;
   /** The upstream target chosen for this request (marked down on a connection failure). */
   target?: UpstreamTarget | undefined;
+  /** Address, protocol and host as the gateway believes them (proxy/client-info.ts). */
+  client?: ClientInfo | undefined;
+  /** The query string the upstream receives (consumed credentials removed). */
+  query?: string | undefined;
 }
 
 export interface BuiltGateway {
@@ -142,12 +147,18 @@ function compileRoutes(ctx: GatewayContext, authenticators: Map<string, Authenti
       });
       const oidc = chain.filter((a) => a.type === 'oidc');
       const credentialHeaders: string[] = [];
+      const credentialQueryParams: string[] = [];
       for (const a of chain) {
         const ac = cfg.authenticators?.[a.name];
-        if (ac !== undefined && ac.type === 'apikey') credentialHeaders.push((ac.header ?? 'X-API-Key').toLowerCase());
+        if (ac !== undefined && ac.type === 'apikey') {
+          credentialHeaders.push((ac.header ?? 'X-API-Key').toLowerCase());
+          if (ac.queryParam !== undefined) credentialQueryParams.push(ac.queryParam);
+        }
       }
       const methods = r.match.methods;
-      const config = methods && methods.includes('GET') && !methods.includes('HEAD') ? { ...r, match: { ...r.match, methods: [...methods, 'HEAD'] } } : r;
+      let config = methods && methods.includes('GET') && !methods.includes('HEAD') ? { ...r, match: { ...r.match, methods: [...methods, 'HEAD'] } } : r;
+      // server.paths.caseInsensitive: patterns compiled lower-cased; Decider.match lower-cases the path.
+      if (cfg.server?.paths?.caseInsensitive === true) config = { ...config, match: { ...config.match, path: config.match.path.toLowerCase() } };
       const data: RouteData = {
         chain,
         anonymous: anonymous || (chain.length > 0 && chain.every((a) => a.type === 'anonymous')),
@@ -159,6 +170,7 @@ function compileRoutes(ctx: GatewayContext, authenticators: Map<string, Authenti
         stripPath: r.stripPath,
         passCredentials: r.passCredentials === true,
         credentialHeaders,
+        credentialQueryParams,
         websocket: r.websocket === true,
         timeoutMs: r.timeout !== undefined ? durationMs(r.timeout) : undefined,
         config: r,
@@ -184,6 +196,40 @@ async function readBody(stream: NodeJS.ReadableStream, limit: number): Promise<B
     chunks.push(b);
   }
   return Buffer.concat(chunks);
+}
+
+type DescribedRequest = { method: string; uri: string; host: string | undefined; proto: string | undefined };
+
+/**
+ * The original request as the proxy describes it to {prefix}/verify (SPEC 6): exactly one of
+ * the two header sets, with a method. A proxy overwrites only the set it uses and passes the
+ * client's own headers on, so a request carrying members of both sets (or no method) is refused:
+ * otherwise a client adds `X-Forwarded-Uri: /public/x` beside nginx's `X-Original-URL`, or drops
+ * the method to turn a cross-site POST into a GET (issue 9 item 2). A string is the refusal.
+ */
+function describedRequest(h: IncomingHttpHeaders): DescribedRequest | string {
+  const one = (v: string | string[] | undefined): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+  const forwarded = h['x-forwarded-method'] !== undefined || h['x-forwarded-uri'] !== undefined || h['x-forwarded-host'] !== undefined || h['x-forwarded-proto'] !== undefined;
+  const original = h['x-original-url'] !== undefined || h['x-original-method'] !== undefined;
+  if (forwarded && original) return 'The original request is described by both X-Forwarded-* and X-Original-* headers.';
+  const method = (forwarded ? one(h['x-forwarded-method']) : one(h['x-original-method']))?.toUpperCase();
+  if (method === undefined || !/^[A-Z]+$/.test(method) || REFUSED_METHODS.has(method)) return 'The original request is not described.';
+  if (forwarded) {
+    const uri = one(h['x-forwarded-uri']);
+    const host = one(h['x-forwarded-host']);
+    if (uri === undefined || host === undefined) return 'The original request is not described.';
+    return { method, uri, host, proto: one(h['x-forwarded-proto']) };
+  }
+  const url = one(h['x-original-url']);
+  if (url === undefined) return 'The original request is not described.';
+  if (!/^https?:\/\//i.test(url)) return { method, uri: url, host: undefined, proto: undefined };
+  try { new URL(url); } catch { return 'X-Original-URL is malformed.'; }
+  // Host and path come from the same reading: a plain authority only (no userinfo, no '?'/'#' before the path).
+  const start = url.indexOf('//') + 2;
+  const slash = url.indexOf('/', start);
+  const authority = slash === -1 ? url.slice(start) : url.slice(start, slash);
+  if (!/^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$/.test(authority)) return 'X-Original-URL is malformed.';
+  return { method, uri: slash === -1 ? '/' : url.slice(slash), host: authority, proto: url.slice(0, url.indexOf(':')).toLowerCase() };
 }
 
 export async function buildGateway(loaded: LoadedConfig, opts: BuildOptions): Promise<BuiltGateway> {
@@ -250,13 +296,13 @@ async function assemble(
   });
   app.decorateRequest('agForward', null);
 
-  const toAuthRequest = (request: FastifyRequest, path?: string, query?: string, body?: Buffer, reply?: FastifyReply): AuthRequest => ({
+  const toAuthRequest = (request: FastifyRequest, path?: string, query?: string, body?: Buffer, reply?: FastifyReply, client?: ClientInfo): AuthRequest => ({
     method: request.method,
     path: path ?? request.url.split('?')[0] ?? '/',
     query: query ?? '',
-    host: request.host,
+    host: client?.host ?? request.host,
     headers: request.headers,
-    ip: request.ip,
+    ip: client?.ip ?? request.ip,
     peer: request.socket.remoteAddress,
     cookies: request.cookies ?? {},
     body,
@@ -319,19 +365,22 @@ async function assemble(
 
   const isTrustedPeer = (request: FastifyRequest): boolean => trust.has && isTrustedAddress(trust, request.socket.remoteAddress);
 
-  function originalUrlFor(request: FastifyRequest, rawUrl: string): string {
-    const host = request.host;
+  function originalUrlFor(client: ClientInfo, rawUrl: string): string {
+    const host = client.host;
     if (host.toLowerCase() === ctx.publicUrl.host.toLowerCase()) return rawUrl;
-    return `${request.protocol}://${host}${rawUrl}`;
+    return `${client.protocol}://${host}${rawUrl}`;
   }
 
   async function proxyHandler(request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
     const rawUrl = request.raw.url ?? '/';
-    const target = normalizeTarget(rawUrl);
+    const target = decider.normalize(rawUrl);
     if (!target.ok) return sendProblem(reply, 'bad_path', `The request path is not acceptable: ${target.reason}.`);
     const method = request.method;
     if (REFUSED_METHODS.has(method)) return sendProblem(reply, 'method_not_allowed');
-    const route = decider.match(request.host, target.path, method);
+    // Connection: Content-Length would unframe the body on the way upstream (THREATS 75).
+    if (connectionNamesFraming(request.headers.connection)) return sendProblem(reply.header('connection', 'close'), 'bad_request', 'The Connection header names a framing header.');
+    const client = clientInfo(trust, request.raw);
+    const route = decider.match(client.host, target.path, method);
     if (route === undefined) return sendProblem(reply, 'no_route');
     const data = route.data;
     if (!data.anonymous && hasAmbiguousCredentials(request.raw.rawHeaders, request.headers, target.query)) return sendProblem(reply, 'bad_request', 'The request carries more than one credential.');
@@ -339,9 +388,10 @@ async function assemble(
     if (data.needsBody && method !== 'GET' && method !== 'HEAD' && request.body) {
       body = await readBody(request.body as NodeJS.ReadableStream, bodyLimit);
     }
+    const authReq = toAuthRequest(request, target.path, target.query, body, reply, client);
     const decision = data.anonymous
       ? ({ kind: 'allow', route, identity: undefined, authenticator: 'anonymous' } as const)
-      : await decider.decide(route, toAuthRequest(request, target.path, target.query, body, reply), originalUrlFor(request, rawUrl));
+      : await decider.decide(route, authReq, originalUrlFor(client, rawUrl));
     if (decision.kind === 'deny') {
       recordAuth(decision.authenticator ?? 'none', decision.code);
       request.agForward = { identity: decision.identity, data, authenticator: decision.authenticator ?? '-', startedAt: 0 };
@@ -349,8 +399,9 @@ async function assemble(
     }
     recordAuth(decision.authenticator, 'ok');
     const upstream = data.upstream.pick(Date.now());
-    request.agForward = { identity: decision.identity, data, authenticator: decision.authenticator, startedAt: performance.now(), target: upstream };
-    const path = encodePath(stripPathPrefix(target.path, data.stripPath));
+    const query = data.passCredentials ? target.query : stripQueryParams(target.query, data.credentialQueryParams);
+    request.agForward = { identity: decision.identity, data, authenticator: decision.authenticator, startedAt: performance.now(), target: upstream, client, query };
+    const path = encodePath(decider.upstreamPath(route, target.path));
     const url = upstream.origin + upstream.basePath + path;
     const opts = data.timeoutMs === undefined ? proxyOptions : { ...proxyOptions, timeout: data.timeoutMs };
     return reply.from(url, body === undefined ? opts : { ...opts, body, contentType: request.headers['content-type'] ?? 'application/octet-stream' });
@@ -365,6 +416,8 @@ async function assemble(
     else sendProblem(reply, 'upstream_unavailable');
   }
   const proxyOptions: ReplyFromOptions = {
+    // The query as decided for this request (byte for byte, minus consumed credentials).
+    queryString: ((_search: string, _reqUrl: string, request: FastifyRequest) => request.agForward?.query ?? '') as unknown as ReplyFromOptions['queryString'],
     rewriteRequestHeaders: rewriteRequestHeaders as unknown as ReplyFromRewrite,
     onError: onProxyError as unknown as ReplyFromOnError,
     onResponse: (req, rep, res) => {
@@ -377,12 +430,14 @@ async function assemble(
   function rewriteRequestHeaders(request: FastifyRequest, headers: IncomingHttpHeaders): IncomingHttpHeaders {
     const st = request.agForward as ForwardState;
     const identity = st.identity;
+    const client = st.client ?? clientInfo(trust, request.raw);
     return rewriteForwardHeaders(headers, {
       identity,
-      clientIp: request.ip,
-      trustedPeer: isTrustedPeer(request),
-      protocol: request.protocol,
-      host: request.host,
+      clientIp: client.ip,
+      peer: client.peer,
+      trustedPeer: client.trusted,
+      protocol: client.protocol,
+      host: client.host,
       stripCredentials: !st.data.passCredentials,
       credentialHeaders: st.data.credentialHeaders,
       sessionCookie,
@@ -396,31 +451,18 @@ async function assemble(
     // Only a configured proxy may describe the original request (THREATS 81).
     if (!isTrustedPeer(request)) return sendProblem(reply, 'forbidden', 'Forward-auth is only answered to trusted proxies.');
     const h = request.headers;
-    const one = (v: string | string[] | undefined): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
-    const method = (one(h['x-forwarded-method']) ?? one(h['x-original-method']) ?? 'GET').toUpperCase();
-    let uri = one(h['x-forwarded-uri']);
-    let host = one(h['x-forwarded-host']);
-    let proto = one(h['x-forwarded-proto']);
-    const original = one(h['x-original-url']);
-    if (uri === undefined && original !== undefined) {
-      let u: URL;
-      try { u = new URL(original, 'http://placeholder.invalid'); } catch { return sendProblem(reply, 'bad_request', 'X-Original-URL is malformed.'); }
-      if (/^https?:\/\//i.test(original)) {
-        // Host and path come from the same reading: a plain authority only (no userinfo, no '?'/'#' before the path).
-        const start = original.indexOf('//') + 2;
-        const slash = original.indexOf('/', start);
-        const authority = slash === -1 ? original.slice(start) : original.slice(start, slash);
-        if (!/^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$/.test(authority)) return sendProblem(reply, 'bad_request', 'X-Original-URL is malformed.');
-        host ??= authority; proto ??= u.protocol.slice(0, -1); uri = slash === -1 ? '/' : original.slice(slash);
-      } else uri = original;
-    }
-    if (uri === undefined || host === undefined || !/^[A-Z]+$/.test(method) || REFUSED_METHODS.has(method)) return sendProblem(reply, 'bad_request', 'The original request is not described.');
-    const target = normalizeTarget(uri);
+    const described = describedRequest(h);
+    if (typeof described === 'string') return sendProblem(reply, 'bad_request', described);
+    const { method, uri, proto } = described;
+    const client = clientInfo(trust, request.raw);
+    const host = normalizeHost(described.host ?? h.host ?? '');
+    if (host === '') return sendProblem(reply, 'bad_request', 'The original request is not described.');
+    const target = decider.normalize(uri);
     if (!target.ok) return sendProblem(reply, 'bad_path');
     const route = decider.match(host, target.path, method);
     if (route === undefined) return sendProblem(reply, 'no_route');
     if (!route.data.anonymous && hasAmbiguousCredentials(request.raw.rawHeaders, h, target.query)) return sendProblem(reply, 'bad_request', 'The request carries more than one credential.');
-    const authReq: AuthRequest = { method, path: target.path, query: target.query, host, headers: h, ip: request.ip, peer: request.ip, cookies: request.cookies ?? {}, log: request.log, clearCookie: (name) => { reply.clearCookie(name, { path: '/' }); } };
+    const authReq: AuthRequest = { method, path: target.path, query: target.query, host, headers: h, ip: client.ip, peer: client.ip, cookies: request.cookies ?? {}, log: request.log, clearCookie: (name) => { reply.clearCookie(name, { path: '/' }); } };
     const originalUrl = host.toLowerCase() === ctx.publicUrl.host.toLowerCase() ? uri : `${proto === 'https' ? 'https' : 'http'}://${host}${uri}`;
     const decision = route.data.anonymous ? ({ kind: 'allow', route, identity: undefined, authenticator: 'anonymous' } as const) : await decider.decide(route, authReq, originalUrl);
     if (decision.kind === 'deny') {
