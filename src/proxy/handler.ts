@@ -32,6 +32,8 @@ export interface RequestRecord {
 /** Response headers that describe the upstream connection, not the response (RFC 9110 7.6.1). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'host']);
 
+const NONE: readonly string[] = [];
+
 /** The client's `Connection` tokens: removed before the gateway sets its own headers (THREATS 74). */
 function dropConnectionListed(headers: IncomingHttpHeaders): void {
   const connection = headers.connection;
@@ -109,7 +111,11 @@ export class ProxyHandler {
     const upstream = data.upstream.pick(Date.now());
     const query = data.passCredentials ? target.query : stripQueryParams(target.query, data.credentialQueryParams);
     const path = upstream.basePath + encodePath(decider.upstreamPath(route, target.path)) + (query === '' ? '' : `?${query}`);
-    const headers: IncomingHttpHeaders = { ...req.headers };
+    // GET and HEAD bodies are not forwarded (as before with reply-from); other methods stream
+    // theirs. Decided before the header rewrite removes Transfer-Encoding.
+    const streamBody = body === undefined && method !== 'GET' && method !== 'HEAD' && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined);
+    // The chain has run: the request's own header object becomes the forwarded one (no copy).
+    const headers = req.headers;
     dropConnectionListed(headers);
     rewriteForwardHeaders(headers, {
       identity,
@@ -125,7 +131,7 @@ export class ProxyHandler {
     }, this.deps.identityHeaders);
     headers.host = upstream.host;
     if (body !== undefined) headers['content-length'] = String(body.length);
-    await this.forward(req, res, route, upstream, method, path, headers, body);
+    await this.forward(req, res, route, upstream, method, path, headers, body, streamBody);
   }
 
   private pool(upstream: UpstreamTarget): Pool {
@@ -147,12 +153,10 @@ export class ProxyHandler {
   }
 
   /** Streams the request upstream and the response back; resolves when the response is done. */
-  private forward(req: IncomingMessage, res: ServerResponse, route: Route, upstream: UpstreamTarget, method: string, path: string, headers: IncomingHttpHeaders, body: Buffer | undefined): Promise<void> {
+  private forward(req: IncomingMessage, res: ServerResponse, route: Route, upstream: UpstreamTarget, method: string, path: string, headers: IncomingHttpHeaders, body: Buffer | undefined, streamBody: boolean): Promise<void> {
     const startedAt = performance.now();
     const { metrics } = this.deps;
     const timeout = route.data.timeoutMs;
-    // GET and HEAD bodies are not forwarded (as before with reply-from); other methods stream theirs.
-    const streamBody = body === undefined && method !== 'GET' && method !== 'HEAD' && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined);
     if (body === undefined && !streamBody) delete headers['content-length'];
     const options: Dispatcher.DispatchOptions = {
       path,
@@ -173,7 +177,8 @@ export class ProxyHandler {
         onResponseStart(controller, statusCode, upstreamHeaders) {
           if (statusCode < 200) return; // 1xx from the upstream are not relayed
           metrics.upstreamLatency.observe({ route: route.name }, (performance.now() - startedAt) / 1000);
-          const listed = typeof upstreamHeaders.connection === 'string' ? upstreamHeaders.connection.toLowerCase().split(',').map((s) => s.trim()) : [];
+          const c = upstreamHeaders.connection;
+          const listed = typeof c === 'string' && c !== 'keep-alive' && c !== 'close' ? c.toLowerCase().split(',').map((s) => s.trim()) : NONE;
           for (const name in upstreamHeaders) {
             if (HOP_BY_HOP.has(name) || listed.includes(name)) continue;
             const v = upstreamHeaders[name];

@@ -57,6 +57,9 @@ t.test('a 24 MB upload and a 24 MB download stream through intact', async (t) =>
   const body = Buffer.alloc(size, 3);
   const up = await fetch(`${gw.url}/big/up`, { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } });
   t.same(await up.json(), { n: size, sha: createHash('sha256').update(body).digest('hex') }, 'the upstream got every byte');
+  // Chunked (no Content-Length): a stream body.
+  const chunked = await fetch(`${gw.url}/big/up`, { method: 'PUT', body: new Blob([body]).stream(), duplex: 'half', headers: { 'content-type': 'application/octet-stream' } } as RequestInit);
+  t.same(await chunked.json(), { n: size, sha: createHash('sha256').update(body).digest('hex') }, 'a chunked upload arrives whole');
   const down = await fetch(`${gw.url}/big/down`);
   t.equal(down.status, 200);
   t.equal((await down.arrayBuffer()).byteLength, size, 'the client got every byte');
