@@ -85,3 +85,46 @@ t.test('the fast path matches the legacy proxy on route decision, forwarded path
     return JSON.stringify(now) === JSON.stringify(old);
   }), { numRuns: Number(process.env.PROPERTY_RUNS ?? 150), seed: process.env.PROPERTY_SEED ? Number(process.env.PROPERTY_SEED) : undefined });
 });
+
+t.test('GET /verify on the fast path answers as the legacy forward-auth endpoint did', async (t) => {
+  const config = {
+    server: { trustedProxies: ['127.0.0.1/32'] },
+    authenticators: { keys: { type: 'apikey', keys: [{ id: 'k', hash: sha(KEY), user: 'svc', groups: ['staff'] }] } },
+    routes: [
+      { name: 'host', match: { host: 'admin.example.test', path: '/**' }, upstream: 'http://127.0.0.1:9', auth: ['keys'] },
+      { name: 'admin', match: { path: '/admin/**' }, upstream: 'http://127.0.0.1:9', auth: ['keys'], require: { groups: ['admin'] } },
+      { name: 'ro', match: { path: '/ro/**', methods: ['GET'] }, upstream: 'http://127.0.0.1:9', auth: 'anonymous' },
+      { name: 'api', match: { path: '/api/**' }, upstream: 'http://127.0.0.1:9', auth: ['keys'], onUnauthenticated: 'login' },
+    ],
+  };
+  const fast = await startTestGateway(t, config, { logLevel: 'warn' });
+  const dir = makeTempDir(t);
+  const file = join(dir, 'authgate.yaml');
+  writeFileSync(file, stringify({ ...config, server: { ...config.server, listen: { host: '127.0.0.1', port: 0 } }, store: { driver: 'memory' } }));
+  const legacyServer = createServer();
+  await new Promise<void>((r) => legacyServer.listen(0, '127.0.0.1', r));
+  const legacyUrl = `http://127.0.0.1:${(legacyServer.address() as AddressInfo).port}`;
+  const legacy = await buildLegacyGateway(await loadConfig(file), { logger: createLogger('warn'), defaultPublicUrl: fast.url });
+  legacyServer.on('request', (req, res) => legacy.handleRequest(req, res));
+  t.teardown(async () => { legacyServer.closeAllConnections(); await new Promise<void>((r) => legacyServer.close(() => r())); await legacy.close(); });
+
+  // Both sets complete (the new rule refuses mixes and missing methods; those cases are the
+  // threat tests'): the described request decides alike.
+  const uri = fc.tuple(fc.constantFrom('/admin', '/ro', '/api', '/x', '/ADMIN', '/ro/..', '/admin/%2e%2e'), fc.constantFrom('/a', '/', '/b/../c', ''), fc.constantFrom('', '?y=1', '?access_token=t')).map(([a, b, c]) => a + b + c);
+  const described = fc.oneof(
+    fc.record({ 'x-forwarded-method': fc.constantFrom('GET', 'POST', 'get', 'HEAD'), 'x-forwarded-proto': fc.constantFrom('http', 'https'), 'x-forwarded-host': fc.constantFrom('gw.test', 'admin.example.test'), 'x-forwarded-uri': uri }),
+    fc.record({ 'x-original-method': fc.constantFrom('GET', 'POST'), 'x-original-url': fc.tuple(fc.constantFrom('https://gw.test', 'http://admin.example.test'), uri).map(([o, u]) => o + u) }),
+  );
+  const extra = fc.subarray([['x-api-key', KEY], ['authorization', 'Bearer z'], ['accept', 'text/html'], ['x-forwarded-for', '10.0.0.1'], ['x-auth-user', 'mallory']] as [string, string][]);
+  await fc.assert(fc.asyncProperty(described, extra, async (d, ex) => {
+    const headers: Record<string, string> = { ...d };
+    for (const [k, v] of ex) headers[k] = v;
+    const [old, now] = await Promise.all([legacyUrl, fast.url].map(async (base) => {
+      const r = await send(base, '/.auth/verify', { headers });
+      const identity = Object.fromEntries(Object.entries(r.headers).filter(([k]) => k.startsWith('x-auth-')));
+      return { status: r.status, location: r.headers.location, cache: r.headers['cache-control'], identity, code: r.status >= 400 ? (JSON.parse(r.body) as { code?: string }).code : undefined };
+    }));
+    t.same(now, old, JSON.stringify(headers));
+    return JSON.stringify(now) === JSON.stringify(old);
+  }), { numRuns: Number(process.env.PROPERTY_RUNS ?? 150) });
+});
