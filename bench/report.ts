@@ -135,6 +135,23 @@ export function comparisons(sum: ScenarioSummary[]): Comparison[] {
       out.push({ name: 'jwt RS256, a new token every request, vs HAProxy jwt_verify', value: c, target: '(info)', ok: c <= 2, detail: `${fmt(cold.usPerReq, 1)} vs ${fmt(hjwt.usPerReq, 1)} µs/req` });
     }
   }
+  // Issue 12: the fast path against the Node floor of the same run.
+  const floor = by.get('node-floor');
+  const floorJwt = by.get('node-floor-jwt');
+  if (jwt && floorJwt && floorJwt.usPerReq > 0) out.push({ name: 'jwt RS256 route vs Node floor + cached fast-jwt (CPU µs/req)', value: jwt.usPerReq / floorJwt.usPerReq, target: '<= 1.10x', ok: jwt.usPerReq / floorJwt.usPerReq <= 1.1, detail: `${fmt(jwt.usPerReq, 1)} vs ${fmt(floorJwt.usPerReq, 1)} µs/req` });
+  if (floorJwt && hjwt && hjwt.usPerReq > 0) out.push({ name: 'Node floor + cached fast-jwt vs HAProxy jwt_verify (CPU µs/req)', value: floorJwt.usPerReq / hjwt.usPerReq, target: '(info)', ok: true, detail: `${fmt(floorJwt.usPerReq, 1)} vs ${fmt(hjwt.usPerReq, 1)} µs/req` });
+  if (floor && floor.usPerReq > 0) {
+    const anon = by.get('anonymous');
+    if (anon) out.push({ name: 'anonymous vs Node floor (CPU µs/req)', value: anon.usPerReq / floor.usPerReq, target: '<= 1.05x', ok: anon.usPerReq / floor.usPerReq <= 1.05, detail: `${fmt(anon.usPerReq, 1)} vs ${fmt(floor.usPerReq, 1)} µs/req` });
+    for (const id of ['basic', 'apikey', 'token', 'jwt-rs256', 'jwt-self', 'session-sqlite', 'introspection', 'plugin']) {
+      const a = by.get(id);
+      if (a) out.push({ name: `${id} vs Node floor (CPU µs/req)`, value: a.usPerReq / floor.usPerReq, target: '<= 1.20x', ok: a.usPerReq / floor.usPerReq <= 1.2, detail: `${fmt(a.usPerReq, 1)} vs ${fmt(floor.usPerReq, 1)} µs/req` });
+    }
+  }
+  const info = by.get('jwt-rs256@info');
+  if (jwt && info) out.push({ name: 'jwt RS256 at log level info minus warn (CPU µs/req)', value: info.usPerReq - jwt.usPerReq, target: '<= 1 µs', ok: info.usPerReq - jwt.usPerReq <= 1, detail: `${fmt(info.usPerReq, 1)} vs ${fmt(jwt.usPerReq, 1)} µs/req` });
+  const w2 = by.get('jwt-rs256-w2');
+  if (jwt && w2 && jwt.rps > 0) out.push({ name: 'jwt RS256 throughput, server.workers 2 vs 1', value: w2.rps / jwt.rps, target: '(info)', ok: true, detail: `${fmt(w2.rps, 0)} vs ${fmt(jwt.rps, 0)} req/s` });
   const bare = by.get('bare');
   const ng = by.get('nginx');
   const hp = by.get('haproxy');

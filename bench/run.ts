@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type autocannon from 'autocannon';
 import { abuseKinds, runAbuse } from './abuse.js';
-import { createFixtures, externalAccessToken, PREFIX, writeGatewayConfig, type BenchFixtures } from './fixtures.js';
+import { createFixtures, EXT_AUDIENCE, externalAccessToken, PREFIX, writeGatewayConfig, type BenchFixtures } from './fixtures.js';
 import { runLoad, type RunResult } from './measure.js';
 import { runPaced } from './paced.js';
 import { peerAvailability, startHaproxy, startNginx, type Peer } from './peers.js';
@@ -205,12 +205,22 @@ async function main(): Promise<void> {
   const upstreamUrl = upstream.ready.url as string;
   const bare = await spawnNode(script('bare-proxy'), [upstreamUrl], { name: 'bare', core: CORE_GATEWAY });
   children.push(bare);
+  const floor = await spawnNode(script('node-floor'), [upstreamUrl, fx.extPublicKeyFile, fx.aux.issuer, EXT_AUDIENCE], { name: 'floor', core: CORE_GATEWAY });
+  children.push(floor);
 
   const main = mainGatewayAuth(fx, types);
   const mainConfig = writeGatewayConfig(fx, { name: 'gateway', store: 'sqlite', upstream: upstreamUrl, ...main });
   const gateway = await startGatewayChild('gateway', mainConfig);
   children.push(gateway);
   const gatewayUrl = gateway.ready.url as string;
+
+  // The same gateway with server.workers: 2 (throughput scaling, issue 12), only for the JWT route.
+  let gatewayW2: Child | undefined;
+  if (types.has('jwt') && (opts.only === undefined || opts.only.has('jwt-rs256-w2'))) {
+    const w2Config = writeGatewayConfig(fx, { name: 'gateway-w2', store: 'sqlite', upstream: upstreamUrl, workers: 2, ...main });
+    gatewayW2 = await startGatewayChild('gateway-w2', w2Config);
+    children.push(gatewayW2);
+  }
 
   let redisGw: Child | undefined;
   let redisCreds: SeededCredentials | undefined;
@@ -261,14 +271,16 @@ async function main(): Promise<void> {
   const wantCold = opts.coldJwt && types.has('jwt') && (opts.only === undefined || opts.only.has('jwt-rs256-cold'));
   // More distinct tokens than the verifier's cache holds (10,000), so every request verifies.
   const pool = wantCold ? coldJwtPool(fx, 12_000) : undefined;
-  const built = buildScenarios({ fx, types, main: mainCreds, redis: redisCreds, peers: { nginx: peers.has('nginx'), haproxy: peers.has('haproxy') }, coldJwt: wantCold, coldJwtPool: pool, django: djangoSite });
+  const built = buildScenarios({ fx, types, main: mainCreds, redis: redisCreds, peers: { nginx: peers.has('nginx'), haproxy: peers.has('haproxy') }, coldJwt: wantCold, coldJwtPool: pool, django: djangoSite, workers2: gatewayW2 !== undefined });
   notes.push(...built.notes);
   let scenarios = built.scenarios;
   if (opts.only) scenarios = scenarios.filter((s) => opts.only?.has(s.id));
 
   const targets: Record<TargetName, { url: string; pid: number } | undefined> = {
     bare: { url: bare.ready.url as string, pid: bare.pid },
+    floor: { url: floor.ready.url as string, pid: floor.pid },
     gateway: { url: gatewayUrl, pid: gateway.pid },
+    'gateway-w2': gatewayW2 ? { url: gatewayW2.ready.url as string, pid: gatewayW2.pid } : undefined,
     'gateway-redis': redisGw ? { url: redisGw.ready.url as string, pid: redisGw.pid } : undefined,
     'gateway-django': djangoGw ? { url: djangoGw.ready.url as string, pid: djangoGw.pid } : undefined,
     nginx: peers.get('nginx'),

@@ -5,7 +5,7 @@ import { apiKeyEntry, externalAccessToken, INTROSPECTION_CLIENT, pluginHeaders, 
 import type { SeededCredentials } from './seed.js';
 
 /** Which process serves a scenario. */
-export type TargetName = 'bare' | 'gateway' | 'gateway-redis' | 'gateway-django' | 'nginx' | 'haproxy';
+export type TargetName = 'bare' | 'floor' | 'gateway' | 'gateway-w2' | 'gateway-redis' | 'gateway-django' | 'nginx' | 'haproxy';
 
 /** The share of bare @fastify/http-proxy a scenario must keep (issue #6 targets). */
 export type Group = 'ceiling' | 'anonymous' | 'auth' | 'session' | 'peer';
@@ -71,6 +71,8 @@ export interface ScenarioInputs {
   coldJwtPool?: string[];
   /** Credentials a real Django site issued, served by the gateway-django target (bench/django.ts). */
   django?: { session: string; token: string; access: string } | undefined;
+  /** A second gateway with server.workers: 2 is running (throughput scaling). */
+  workers2?: boolean;
 }
 
 /** Every scenario of the run, in the order each round runs them. */
@@ -81,6 +83,9 @@ export function buildScenarios(inp: ScenarioInputs): { scenarios: Scenario[]; no
   const basic = basicHeader(fx.user.name, fx.user.password);
   const extJwt = externalAccessToken(fx);
   s.push({ id: 'bare', label: 'bare @fastify/http-proxy', target: 'bare', path: '/bare/x', headers: {}, group: 'ceiling' });
+  // The Node floor (issue 12): plain node:http + undici Pool, without and with a cached RS256 check.
+  s.push({ id: 'node-floor', label: 'Node floor: node:http + undici Pool', target: 'floor', path: '/floor/x', headers: {}, group: 'ceiling' });
+  s.push({ id: 'node-floor-jwt', label: 'Node floor + cached fast-jwt RS256 + user header', target: 'floor', path: '/floor-jwt/x', headers: { authorization: `Bearer ${extJwt}` }, group: 'ceiling' });
   s.push({ id: 'anonymous', label: 'anonymous', target: 'gateway', path: '/anonymous/x', headers: {}, group: 'anonymous' });
   const skip = (type: string, what: string): void => void notes.push(`${what}: skipped, authenticator type '${type}' is not registered in this tree`);
   if (types.has('basic')) s.push({ id: 'basic', label: 'basic (warm cache)', target: 'gateway', path: '/basic/x', headers: { authorization: basic }, group: 'auth' });
@@ -91,6 +96,9 @@ export function buildScenarios(inp: ScenarioInputs): { scenarios: Scenario[]; no
   else notes.push('token: skipped (no token authenticator or no token could be made)');
   if (types.has('jwt')) {
     s.push({ id: 'jwt-rs256', label: 'jwt RS256 via JWKS', target: 'gateway', path: '/jwt-rs256/x', headers: { authorization: `Bearer ${extJwt}` }, group: 'auth' });
+    // The same route at log level info (one JSON line per request), and with server.workers: 2.
+    s.push({ id: 'jwt-rs256@info', label: 'jwt RS256 via JWKS, log level info', target: 'gateway', path: '/jwt-rs256/x', headers: { authorization: `Bearer ${extJwt}` }, group: 'auth', level: 'info' });
+    if (inp.workers2) s.push({ id: 'jwt-rs256-w2', label: 'jwt RS256 via JWKS, server.workers: 2', target: 'gateway-w2', path: '/jwt-rs256/x', headers: { authorization: `Bearer ${extJwt}` }, group: 'auth' });
     const pool = inp.coldJwtPool;
     if (inp.coldJwt && pool && pool.length > 0) {
       let i = 0;

@@ -213,7 +213,9 @@ export async function runGateway(opts: { configFile: string }): Promise<{ close(
   announceWorkerReady();
   const stop = (signal: string) => {
     gw.logger.info({ signal }, 'draining');
-    gw.close().then(() => process.exit(0), () => process.exit(1));
+    // The asynchronous log destination is flushed before exiting (and again on 'exit').
+    const exit = (code: number) => gw.logger.flush(() => process.exit(code));
+    gw.close().then(() => exit(0), () => exit(1));
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));

@@ -1,13 +1,9 @@
 // Builds one gateway (public app + admin app) from a loaded config. A reload builds a new one
 // and swaps it in (see gateway.ts); nothing here listens on a socket.
 import { randomBytes } from 'node:crypto';
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse, Server } from 'node:http';
-import { createServer } from 'node:http';
+import type { IncomingMessage, ServerResponse, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
-import fastifyCookie from '@fastify/cookie';
-import fastifyFormbody from '@fastify/formbody';
-import fastifyReplyFrom from '@fastify/reply-from';
+import type { FastifyInstance } from 'fastify';
 import type pino from 'pino';
 import type { LoadedConfig } from './config/load.js';
 import type { AuthenticatorConfig } from './config/schema.js';
@@ -15,50 +11,30 @@ import type { GatewayContext } from './context.js';
 import { createUserDirectory } from './credentials/users.js';
 import { createLockout } from './credentials/lockout.js';
 import { loadSigningKeys } from './credentials/keys.js';
-import { ENDPOINT_PLUGINS } from './endpoints/index.js';
-import { GatewayError, sendProblem, type ErrorCode } from './errors.js';
+import { createEndpointsApp } from './endpoints/app.js';
+import { createAdminApp } from './ops/admin.js';
 import { openAuditLog } from './ops/audit.js';
 import { Metrics } from './ops/metrics.js';
-import { isClusterWorker, scrapeCluster } from './ops/cluster-metrics.js';
+import { createRequestLogger } from './ops/request-log.js';
 import { createAnonymousAuthenticator } from './pipeline/authenticators/anonymous.js';
-import { compileRequirements, runChain } from './pipeline/chain.js';
-import { Decider, REFUSED_METHODS, type Decision, type RouteData } from './pipeline/decide.js';
+import { compileRequirements } from './pipeline/chain.js';
+import { Decider, type RouteData } from './pipeline/decide.js';
 import { IdentityHeaders } from './pipeline/identity.js';
 import { AUTHENTICATOR_FACTORIES } from './pipeline/registry.js';
-import { NOT_MINE, type Authenticator, type AuthOutcome, type AuthRequest, type Identity } from './pipeline/types.js';
-import { hasAmbiguousCredentials, rewriteForwardHeaders } from './proxy/forward-headers.js';
-import { answerPreflight, applyCorsToUpstreamHeaders, compileCors, corsResponseHeaders, preflightMethod } from './proxy/cors.js';
-import { UpstreamPool, isConnectFailure, isTimeout, type UpstreamTarget } from './proxy/upstream.js';
+import type { Authenticator } from './pipeline/types.js';
+import { createFastPath, ProxyHandler } from './proxy/handler.js';
+import type { FastPathDeps } from './proxy/request.js';
+import { UpstreamPool } from './proxy/upstream.js';
+import { compileCors } from './proxy/cors.js';
 import { handleUpgrade } from './proxy/websocket.js';
-import { normalizeTarget, encodePath } from './routing/normalize.js';
-import { RouteTable, compileRoute, stripPathPrefix } from './routing/table.js';
+import { RouteTable, compileRoute } from './routing/table.js';
 import type { Runtime } from './runtime.js';
 import { createStore } from './store/index.js';
 import { instrumentStore } from './store/instrumented.js';
 import { durationMs } from './util/duration.js';
-import { isTrustedAddress, compileTrust } from './util/trust.js';
+import { compileTrust } from './util/trust.js';
 import { AssertionSigner } from './pipeline/assertion.js';
 import { DJANGO_SESSION_COOKIE } from './pipeline/authenticators/django-session.js';
-
-type ReplyFromOptions = NonNullable<Parameters<FastifyReply['from']>[1]>;
-type ReplyFromRewrite = NonNullable<ReplyFromOptions['rewriteRequestHeaders']>;
-type ReplyFromOnError = NonNullable<ReplyFromOptions['onError']>;
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** Per-request proxy state: set by the catch-all handler, read by the header rewrite. */
-    agForward: ForwardState | null;
-  }
-}
-
-interface ForwardState {
-  identity: Identity | undefined;
-  data: RouteData;
-  authenticator: string;
-  startedAt: number;
-  /** The upstream target chosen for this request (marked down on a connection failure). */
-  target?: UpstreamTarget | undefined;
-}
 
 export interface BuiltGateway {
   readonly ctx: GatewayContext;
@@ -152,13 +128,19 @@ function compileRoutes(ctx: GatewayContext, authenticators: Map<string, Authenti
       const oidc = chain.filter((a) => a.type === 'oidc');
       const credentialHeaders: string[] = [];
       const credentialCookies: string[] = [];
+      const credentialQueryParams: string[] = [];
       for (const a of chain) {
         const ac = cfg.authenticators?.[a.name];
-        if (ac !== undefined && ac.type === 'apikey') credentialHeaders.push((ac.header ?? 'X-API-Key').toLowerCase());
+        if (ac !== undefined && ac.type === 'apikey') {
+          credentialHeaders.push((ac.header ?? 'X-API-Key').toLowerCase());
+          if (ac.queryParam !== undefined) credentialQueryParams.push(ac.queryParam);
+        }
         if (ac !== undefined && ac.type === 'django-session') credentialCookies.push(ac.cookie ?? DJANGO_SESSION_COOKIE);
       }
       const methods = r.match.methods;
-      const config = methods && methods.includes('GET') && !methods.includes('HEAD') ? { ...r, match: { ...r.match, methods: [...methods, 'HEAD'] } } : r;
+      let config = methods && methods.includes('GET') && !methods.includes('HEAD') ? { ...r, match: { ...r.match, methods: [...methods, 'HEAD'] } } : r;
+      // server.paths.caseInsensitive: patterns compiled lower-cased; Decider.match lower-cases the path.
+      if (cfg.server?.paths?.caseInsensitive === true) config = { ...config, match: { ...config.match, path: config.match.path.toLowerCase() } };
       const data: RouteData = {
         chain,
         anonymous: anonymous || (chain.length > 0 && chain.every((a) => a.type === 'anonymous')),
@@ -171,6 +153,7 @@ function compileRoutes(ctx: GatewayContext, authenticators: Map<string, Authenti
         passCredentials: r.passCredentials === true,
         credentialHeaders,
         credentialCookies,
+        credentialQueryParams,
         websocket: r.websocket === true,
         timeoutMs: r.timeout !== undefined ? durationMs(r.timeout) : undefined,
         config: r,
@@ -179,24 +162,6 @@ function compileRoutes(ctx: GatewayContext, authenticators: Map<string, Authenti
       return compileRoute(config, data);
     }),
   );
-}
-
-function problemForDecision(reply: FastifyReply, d: Extract<Decision, { kind: 'deny' }>): FastifyReply {
-  if (d.redirect) return reply.code(302).header('location', d.redirect).header('cache-control', 'no-store').send();
-  return sendProblem(reply, d.code, d.detail, d.headers);
-}
-
-/** Reads a body the chain must see (HMAC signatures), bounded. */
-async function readBody(stream: NodeJS.ReadableStream, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    const b = chunk as Buffer;
-    size += b.length;
-    if (size > limit) throw new GatewayError('payload_too_large', 'The request body is too large.');
-    chunks.push(b);
-  }
-  return Buffer.concat(chunks);
 }
 
 export async function buildGateway(loaded: LoadedConfig, opts: BuildOptions): Promise<BuiltGateway> {
@@ -226,330 +191,51 @@ async function assemble(
   const callerChain = await createCallerChain(ctx, authenticators);
   cleanups.push(async () => { for (const a of callerChain) if (a.name.startsWith('_caller_')) await a.close?.(); });
   const table = compileRoutes(ctx, authenticators);
-  const decider = new Decider(ctx, table);
-  const identityHeaders = new IdentityHeaders(cfg.identity, cfg.identity?.assertion !== undefined);
-  const assertion = cfg.identity?.assertion ? new AssertionSigner(ctx, durationMs(cfg.identity.assertion.ttl, '60s')) : undefined;
   const trust = compileTrust(cfg.server?.trustedProxies ?? []);
-  const sessionCookie = cfg.login?.session?.cookie ?? SESSION_COOKIE_DEFAULT;
   const bodyLimit = cfg.server?.bodyLimit ?? 1024 * 1024;
-  const upstreamTimeout = durationMs(cfg.server?.timeouts?.upstream, '30s');
-  const connectTimeout = durationMs(cfg.server?.timeouts?.connect, '5s');
-
-  let publicHandler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
-  const app = Fastify({
-    loggerInstance: log,
-    // One log line per request is written by the onResponse hook below, not by Fastify.
-    logController: new LogController({ disableRequestLogging: true }),
-    // request.log is the gateway's logger itself: Fastify's default makes a pino child per
-    // request (about 0.6 µs plus garbage, redaction included) for a reqId binding that only the
-    // rare per-request warning would carry.
-    childLoggerFactory: (logger) => logger,
-    trustProxy: trust.fastifyTrust,
+  const deps: FastPathDeps = {
+    ctx,
+    decider: new Decider(ctx, table),
+    identityHeaders: new IdentityHeaders(cfg.identity, cfg.identity?.assertion !== undefined),
+    assertion: cfg.identity?.assertion ? new AssertionSigner(ctx, durationMs(cfg.identity.assertion.ttl, '60s')) : undefined,
+    trust,
+    sessionCookie: cfg.login?.session?.cookie ?? SESSION_COOKIE_DEFAULT,
     bodyLimit,
-    requestIdHeader: false,
-    return503OnClosing: false,
-    routerOptions: { ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: 2048, caseSensitive: true },
-    // Router-level failures (a malformed percent-encoding, a bad content type) are problem+json too.
-    frameworkErrors: (err, _request, reply) => {
-      const code = (err as { code?: string }).code;
-      if (code === 'FST_ERR_BAD_URL') return sendProblem(reply, 'bad_path');
-      if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return sendProblem(reply, 'unsupported_media_type');
-      return sendProblem(reply, 'bad_request');
-    },
-    serverFactory: (handler) => {
-      publicHandler = handler;
-      return createServer();
-    },
-  });
-  app.decorateRequest('agForward', null);
-
-  const toAuthRequest = (request: FastifyRequest, path?: string, query?: string, body?: Buffer, reply?: FastifyReply): AuthRequest => ({
-    method: request.method,
-    path: path ?? request.url.split('?')[0] ?? '/',
-    query: query ?? '',
-    host: request.host,
-    headers: request.headers,
-    ip: request.ip,
-    peer: request.socket.remoteAddress,
-    cookies: request.cookies ?? {},
-    body,
-    log: request.log,
-    clearCookie: reply ? (name: string) => { reply.clearCookie(name, { path: '/' }); } : undefined,
-  });
+    metrics,
+    log,
+  };
+  const proxy = new ProxyHandler(deps, { connectTimeout: durationMs(cfg.server?.timeouts?.connect, '5s'), upstreamTimeout: durationMs(cfg.server?.timeouts?.upstream, '30s') });
+  cleanups.push(() => proxy.close());
+  const requestLog = createRequestLogger(log, metrics);
+  const fast = createFastPath(deps, proxy, requestLog);
 
   const closeHooks: (() => Promise<void> | void)[] = [];
-  const runtime: Runtime = {
-    ctx,
-    authenticators,
-    toAuthRequest: (request) => toAuthRequest(request),
-    async authenticateCaller(request): Promise<AuthOutcome> {
-      const r = await runChain(callerChain, toAuthRequest(request));
-      if (r.kind === 'identity') return { kind: 'identity', identity: r.identity };
-      if (r.kind === 'reject') return r.rejection;
-      return NOT_MINE;
-    },
-    onClose: (fn) => { closeHooks.push(fn); },
-  };
-
-  // Errors the framework raises itself (bad URL, body too large, bad JSON) become problem+json.
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, request, reply) => {
-    if (err instanceof GatewayError) return sendProblem(reply, err.code, err.detail, err.headers);
-    const status = err.statusCode ?? 500;
-    let code: ErrorCode = 'internal';
-    if (status === 413) code = 'payload_too_large';
-    else if (status === 415) code = 'unsupported_media_type';
-    else if (status === 404) code = 'not_found';
-    else if (status === 405) code = 'method_not_allowed';
-    else if (status === 431) code = 'headers_too_large';
-    else if (status === 503) code = 'store_unavailable';
-    else if (status >= 400 && status < 500) code = 'bad_request';
-    if (code === 'internal') request.log.error({ err }, 'unhandled error');
-    return sendProblem(reply, code);
-  });
-  app.setNotFoundHandler((_request, reply) => sendProblem(reply, 'no_route'));
-
-  await app.register(fastifyCookie);
-
-  // The gateway's own endpoints: JSON and form bodies.
-  await app.register(async (scope) => {
-    await scope.register(fastifyFormbody, { bodyLimit });
-    for (const plugin of ENDPOINT_PLUGINS) await scope.register(async (p) => plugin(p, runtime), { prefix: ctx.prefix });
-    scope.get(`${ctx.prefix}/verify`, (request, reply) => forwardAuth(request, reply));
-  });
-
-  // Everything else is proxied: bodies stream through untouched.
-  await app.register(async (scope) => {
-    scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
-    await scope.register(fastifyReplyFrom as unknown as FastifyPluginAsync<Record<string, unknown>>, {
-      disableRequestLogging: true,
-      // reply-from < 12.7 turns TLS verification off unless told otherwise (THREATS 79).
-      undici: { connections: 256, pipelining: 1, keepAliveTimeout: 30_000, connectTimeout, headersTimeout: upstreamTimeout, bodyTimeout: upstreamTimeout, tls: { rejectUnauthorized: true } },
-    });
-    scope.all('/*', proxyHandler);
-    scope.all('/', proxyHandler);
-  });
-
-  const isTrustedPeer = (request: FastifyRequest): boolean => trust.has && isTrustedAddress(trust, request.socket.remoteAddress);
-
-  function originalUrlFor(request: FastifyRequest, rawUrl: string): string {
-    const host = request.host;
-    if (host.toLowerCase() === ctx.publicUrl.host.toLowerCase()) return rawUrl;
-    return `${request.protocol}://${host}${rawUrl}`;
-  }
-
-  async function proxyHandler(request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-    const rawUrl = request.raw.url ?? '/';
-    const target = normalizeTarget(rawUrl);
-    if (!target.ok) return sendProblem(reply, 'bad_path', `The request path is not acceptable: ${target.reason}.`);
-    const method = request.method;
-    if (REFUSED_METHODS.has(method)) return sendProblem(reply, 'method_not_allowed');
-    // A CORS preflight is matched by the method it asks about; a `cors` route answers it here (proxy/cors.ts).
-    const preflight = preflightMethod(method, request.headers);
-    const corsRoute = preflight === undefined ? undefined : decider.match(request.host, target.path, preflight || method);
-    const corsAnswer = corsRoute?.data.cors === undefined ? undefined : answerPreflight(corsRoute.data.cors, request.headers, preflight as string);
-    if (corsAnswer?.kind === 'allow') return reply.code(204).headers(corsAnswer.headers).send();
-    if (corsAnswer?.kind === 'refuse') return sendProblem(reply, 'forbidden', 'This cross-origin request is not allowed.', corsAnswer.headers);
-    const route = corsAnswer?.kind === 'passthrough' ? corsRoute : decider.match(request.host, target.path, method);
-    if (route === undefined) return sendProblem(reply, 'no_route');
-    const data = route.data;
-    const anonymous = data.anonymous || corsAnswer !== undefined; // a passthrough preflight goes unauthenticated
-    if (!anonymous && hasAmbiguousCredentials(request.raw.rawHeaders, request.headers, target.query)) return sendProblem(reply, 'bad_request', 'The request carries more than one credential.');
-    let body: Buffer | undefined;
-    if (data.needsBody && method !== 'GET' && method !== 'HEAD' && request.body) {
-      body = await readBody(request.body as NodeJS.ReadableStream, bodyLimit);
-    }
-    const decision = anonymous
-      ? ({ kind: 'allow', route, identity: undefined, authenticator: 'anonymous' } as const)
-      : await decider.decide(route, toAuthRequest(request, target.path, target.query, body, reply), originalUrlFor(request, rawUrl));
-    if (decision.kind === 'deny') {
-      const cors = data.cors && corsResponseHeaders(data.cors, request.headers);
-      if (cors) reply.headers(cors); // the caller's script may read the 401/403
-      recordAuth(decision.authenticator ?? 'none', decision.code);
-      request.agForward = { identity: decision.identity, data, authenticator: decision.authenticator ?? '-', startedAt: 0 };
-      return problemForDecision(reply, decision);
-    }
-    recordAuth(decision.authenticator, 'ok');
-    const upstream = data.upstream.pick(Date.now());
-    request.agForward = { identity: decision.identity, data, authenticator: decision.authenticator, startedAt: performance.now(), target: upstream };
-    const path = encodePath(stripPathPrefix(target.path, data.stripPath));
-    const url = upstream.origin + upstream.basePath + path;
-    const opts = data.timeoutMs === undefined ? proxyOptions : { ...proxyOptions, timeout: data.timeoutMs };
-    return reply.from(url, body === undefined ? opts : { ...opts, body, contentType: request.headers['content-type'] ?? 'application/octet-stream' });
-  }
-
-  // Built once: the per-request state they need travels on request.agForward.
-  function onProxyError(reply: FastifyReply, { error }: { error: unknown }): void {
-    const st = reply.request.agForward;
-    if (st?.target && isConnectFailure(error)) st.data.upstream.markDown(st.target, Date.now());
-    if (reply.sent) return;
-    if (isTimeout(error)) sendProblem(reply, 'upstream_timeout');
-    else sendProblem(reply, 'upstream_unavailable');
-  }
-  const proxyOptions: ReplyFromOptions = {
-    rewriteRequestHeaders: rewriteRequestHeaders as unknown as ReplyFromRewrite,
-    rewriteHeaders: (headers, req) => {
-      const cors = (req as FastifyRequest | undefined)?.agForward?.data.cors;
-      return cors === undefined || req === undefined ? headers : applyCorsToUpstreamHeaders(cors, req.headers, headers as IncomingHttpHeaders);
-    },
-    onError: onProxyError as unknown as ReplyFromOnError,
-    onResponse: (req, rep, res) => {
-      const st = req.agForward;
-      if (st) metrics.upstreamLatency.observe({ route: st.data.config.name }, (performance.now() - st.startedAt) / 1000);
-      return rep.send(res.stream);
-    },
-  };
-
-  function rewriteRequestHeaders(request: FastifyRequest, headers: IncomingHttpHeaders): IncomingHttpHeaders {
-    const st = request.agForward as ForwardState;
-    const identity = st.identity;
-    return rewriteForwardHeaders(headers, {
-      identity,
-      clientIp: request.ip,
-      trustedPeer: isTrustedPeer(request),
-      protocol: request.protocol,
-      host: request.host,
-      stripCredentials: !st.data.passCredentials,
-      credentialHeaders: st.data.credentialHeaders,
-      sessionCookie,
-      credentialCookies: st.data.credentialCookies,
-      assertion: identity && assertion ? assertion.assertionFor(identity, st.data.config.name) : undefined,
-    }, identityHeaders);
-  }
-
-  /** GET {prefix}/verify: forward-auth for nginx auth_request / Traefik / Caddy (SPEC 6). */
-  async function forwardAuth(request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-    reply.header('cache-control', 'no-store');
-    // Only a configured proxy may describe the original request (THREATS 81).
-    if (!isTrustedPeer(request)) return sendProblem(reply, 'forbidden', 'Forward-auth is only answered to trusted proxies.');
-    const h = request.headers;
-    const one = (v: string | string[] | undefined): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
-    const method = (one(h['x-forwarded-method']) ?? one(h['x-original-method']) ?? 'GET').toUpperCase();
-    let uri = one(h['x-forwarded-uri']);
-    let host = one(h['x-forwarded-host']);
-    let proto = one(h['x-forwarded-proto']);
-    const original = one(h['x-original-url']);
-    if (uri === undefined && original !== undefined) {
-      let u: URL;
-      try { u = new URL(original, 'http://placeholder.invalid'); } catch { return sendProblem(reply, 'bad_request', 'X-Original-URL is malformed.'); }
-      if (/^https?:\/\//i.test(original)) {
-        // Host and path come from the same reading: a plain authority only (no userinfo, no '?'/'#' before the path).
-        const start = original.indexOf('//') + 2;
-        const slash = original.indexOf('/', start);
-        const authority = slash === -1 ? original.slice(start) : original.slice(start, slash);
-        if (!/^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$/.test(authority)) return sendProblem(reply, 'bad_request', 'X-Original-URL is malformed.');
-        host ??= authority; proto ??= u.protocol.slice(0, -1); uri = slash === -1 ? '/' : original.slice(slash);
-      } else uri = original;
-    }
-    if (uri === undefined || host === undefined || !/^[A-Z]+$/.test(method) || REFUSED_METHODS.has(method)) return sendProblem(reply, 'bad_request', 'The original request is not described.');
-    const target = normalizeTarget(uri);
-    if (!target.ok) return sendProblem(reply, 'bad_path');
-    const route = decider.match(host, target.path, method);
-    if (route === undefined) return sendProblem(reply, 'no_route');
-    if (!route.data.anonymous && hasAmbiguousCredentials(request.raw.rawHeaders, h, target.query)) return sendProblem(reply, 'bad_request', 'The request carries more than one credential.');
-    const authReq: AuthRequest = { method, path: target.path, query: target.query, host, headers: h, ip: request.ip, peer: request.ip, cookies: request.cookies ?? {}, log: request.log, clearCookie: (name) => { reply.clearCookie(name, { path: '/' }); } };
-    const originalUrl = host.toLowerCase() === ctx.publicUrl.host.toLowerCase() ? uri : `${proto === 'https' ? 'https' : 'http'}://${host}${uri}`;
-    const decision = route.data.anonymous ? ({ kind: 'allow', route, identity: undefined, authenticator: 'anonymous' } as const) : await decider.decide(route, authReq, originalUrl);
-    if (decision.kind === 'deny') {
-      recordAuth(decision.authenticator ?? 'none', decision.code);
-      return problemForDecision(reply, decision);
-    }
-    recordAuth(decision.authenticator, 'ok');
-    if (decision.identity) {
-      const out: Record<string, string> = {};
-      identityHeaders.apply(out, decision.identity);
-      if (assertion) out[identityHeaders.assertionHeader as string] = assertion.assertionFor(decision.identity, route.name);
-      for (const [k, v] of Object.entries(out)) reply.header(k, v);
-    }
-    return reply.code(200).send();
-  }
-
-  function recordAuth(authenticator: string, result: string): void {
-    metrics.authOutcomes.inc(authenticator, result);
-  }
-
-  // The per-request line has a fixed set of fields, none of them a secret, so it skips the
-  // logger's redaction (about 4.8 µs per line with REDACT_PATHS' wildcards, measured). The level
-  // check stays on the gateway's logger; this child is only the writer.
-  const requestLine = log.child({}, { level: 'trace', redact: { paths: [] } });
-  app.addHook('onResponse', (request, reply, done) => {
-    const st = request.agForward;
-    const route = st ? st.data.config.name : '-';
-    const status = reply.statusCode;
-    metrics.requests.inc(route, request.method, String(status));
-    if (log.isLevelEnabled('info')) {
-      requestLine.info({
-        method: request.method,
-        path: (request.raw.url ?? '').split('?')[0]?.slice(0, 512),
-        route,
-        authenticator: st?.authenticator,
-        user: st?.identity?.user,
-        status,
-        ms: Math.round(reply.elapsedTime * 100) / 100,
-        ip: request.ip,
-      }, 'request');
-    }
-    done();
-  });
-
-  // Admin listener: health, readiness, metrics (never on the public listener).
-  let adminHandler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
-  const admin = Fastify({ loggerInstance: log, logController: new LogController({ disableRequestLogging: true }), serverFactory: (handler) => { adminHandler = handler; return createServer(); } });
-  admin.setNotFoundHandler((_r, reply) => sendProblem(reply, 'not_found'));
-  admin.get('/healthz', async () => ({ status: 'ok' }));
-  admin.get('/readyz', async (_request, reply) => {
-    const r = await readiness();
-    return reply.code(r.ok ? 200 : 503).header('cache-control', 'no-store').send(r.body);
-  });
-  admin.get('/metrics', async (_request, reply) => {
-    // In a cluster worker, the primary sums every worker's metrics (ops/cluster-metrics.ts).
-    if (!isClusterWorker()) return reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics());
-    try {
-      return reply.header('content-type', metrics.registry.contentType).send(await scrapeCluster());
-    } catch {
-      return sendProblem(reply, 'service_unavailable', 'Metrics from the other workers are not available.');
-    }
-  });
-
-  async function readiness(): Promise<{ ok: boolean; body: { status: string; checks: Record<string, string> } }> {
-    const checks: Record<string, string> = {};
-    let ok = true;
-    const timed = <T>(p: Promise<T>): Promise<T> => Promise.race([p, new Promise<T>((_, rej) => setTimeout(() => rej(new Error('timeout')), 2000).unref())]);
-    try { await timed(ctx.store.ping()); checks.store = 'ok'; } catch { checks.store = 'unavailable'; ok = false; }
-    await Promise.all([...authenticators.values()].map(async (a) => {
-      if (!a.ready) return;
-      try { const s = await timed(a.ready()); checks[`${a.type === 'jwt' ? 'jwks' : a.type}:${a.name}`] = s; if (s !== 'ok') ok = false; } catch { checks[`${a.type === 'jwt' ? 'jwks' : a.type}:${a.name}`] = 'unavailable'; ok = false; }
-    }));
-    const now = Date.now();
-    for (const r of table.routes) {
-      const healthy = r.data.upstream.healthy(now);
-      checks[`upstream:${r.name}`] = healthy ? 'ok' : 'unavailable';
-      if (!healthy) ok = false;
-    }
-    return { ok, body: { status: ok ? 'ok' : 'degraded', checks } };
-  }
-
-  await app.ready();
-  await admin.ready();
-  if (!publicHandler || !adminHandler) throw new Error('server factory was not called');
-  const pub = publicHandler;
-  const adm = adminHandler;
-
-  const upgradeCtx = { ctx, decider, identityHeaders, trust, sessionCookie, assertion, log, toAuthRequest };
+  const app = await createEndpointsApp(ctx, { log, trust, bodyLimit, callerChain, authenticators, closeHooks, requestLog, handOver: fast.handle });
+  const admin = await createAdminApp(ctx, { log, metrics, authenticators, table });
+  const upgradeCtx = { ctx, decider: deps.decider, identityHeaders: deps.identityHeaders, trust, sessionCookie: deps.sessionCookie, assertion: deps.assertion, log };
+  const prefix = ctx.prefix;
 
   return {
     ctx,
-    runtime,
-    app: app as unknown as FastifyInstance,
-    admin: admin as unknown as FastifyInstance,
+    runtime: app.runtime,
+    app: app.app,
+    admin: admin.app,
     metrics,
-    handleRequest: pub,
-    handleAdminRequest: adm,
+    // Fastify keeps everything under server.prefix except GET/HEAD /verify; the rest is the fast path.
+    handleRequest(req, res) {
+      const url = req.url ?? '/';
+      if (url.startsWith(prefix) && !fast.isVerify(req)) {
+        const next = url.charCodeAt(prefix.length);
+        if (url.length === prefix.length || next === 47 /* / */ || next === 63 /* ? */) return app.handler(req, res);
+      }
+      fast.handle(req, res);
+    },
+    handleAdminRequest: admin.handler,
     handleUpgrade: (req, socket, head) => handleUpgrade(upgradeCtx, req, socket, head),
-    readiness,
+    readiness: admin.readiness,
     async close() {
-      await app.close().catch(() => undefined);
-      await admin.close().catch(() => undefined);
+      await app.app.close().catch(() => undefined);
+      await admin.app.close().catch(() => undefined);
       for (const fn of closeHooks) await Promise.resolve(fn()).catch(() => undefined);
       for (const c of cleanups) await Promise.resolve(c()).catch(() => undefined);
       await closeContext();

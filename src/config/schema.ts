@@ -37,6 +37,11 @@ export const ServerSchema = Strict({
   bodyLimit: Type.Optional(Type.Integer({ minimum: 1024, description: 'Bytes accepted in bodies the gateway reads itself' })),
   maxHeaderSize: Type.Optional(Type.Integer({ minimum: 4096, maximum: 1048576 })),
   logLevel: Type.Optional(Type.String({ enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] })),
+  // How route matching reads paths, for upstreams that read them differently from Node/nginx.
+  paths: Type.Optional(Strict({
+    caseInsensitive: Type.Optional(Type.Boolean({ default: false, description: 'Match route paths ignoring case (upstreams that fold case: IIS, Spring, case-insensitive Express)' })),
+    refuseMatrixParams: Type.Optional(Type.Boolean({ default: false, description: "Refuse paths containing ';' with 400 (upstreams that read ;params: Tomcat, Spring)" })),
+  })),
 });
 
 /** A Redis Sentinel or Cluster node as host:port. */

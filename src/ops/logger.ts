@@ -22,5 +22,20 @@ export function createLogger(level: string | undefined, destination?: pino.Desti
       },
     },
   };
-  return destination ? pino(opts, destination) : pino(opts);
+  return pino(opts, destination ?? asyncStdout());
+}
+
+let stdout: pino.DestinationStream | undefined;
+
+/**
+ * stdout written asynchronously (sonic-boom): a log line costs the request a string append,
+ * not a write(2) (issue 12). Whatever is still buffered is written out synchronously when the
+ * process exits (SIGTERM and SIGINT end in process.exit after draining, see gateway.ts).
+ */
+function asyncStdout(): pino.DestinationStream {
+  if (stdout) return stdout;
+  const dest = pino.destination({ dest: 1, sync: false });
+  process.once('exit', () => { try { dest.flushSync(); } catch { /* stdout already closed */ } });
+  stdout = dest;
+  return dest;
 }

@@ -36,6 +36,16 @@ export function isSameOriginRequest(headers: IncomingHttpHeaders, ctx: Pick<Gate
   return url !== undefined && isAllowedOrigin(url, policy.own, policy.requestOrigins);
 }
 
+/**
+ * For credentials a browser re-sends on its own that are not cookies (cached HTTP Basic): a
+ * request that says it comes from another site. Unlike the cookie rule, no header at all passes
+ * (curl and API clients send none).
+ */
+export function isCrossSiteBrowserRequest(headers: IncomingHttpHeaders, ctx: Pick<GatewayContext, 'publicUrl' | 'config'>): boolean {
+  if (single(headers['sec-fetch-site'])?.trim().toLowerCase() === 'cross-site') return true;
+  return headers.origin !== undefined && !isSameOriginRequest({ origin: headers.origin }, ctx);
+}
+
 /** True when the request carries any of the headers a browser adds to say where it comes from. */
 export function hasBrowserOriginHeaders(headers: IncomingHttpHeaders): boolean {
   return headers.origin !== undefined || headers.referer !== undefined || headers['sec-fetch-site'] !== undefined;

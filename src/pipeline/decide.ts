@@ -3,11 +3,12 @@
 import type { RouteConfig } from '../config/schema.js';
 import type { GatewayContext } from '../context.js';
 import type { ErrorCode } from '../errors.js';
-import type { CompiledRoute, RouteTable } from '../routing/table.js';
+import { normalizeTarget, type NormalizedTarget } from '../routing/normalize.js';
+import { stripPathPrefix, type CompiledRoute, type RouteTable } from '../routing/table.js';
 import type { CompiledCors } from '../proxy/cors.js';
 import type { UpstreamPool } from '../proxy/upstream.js';
 import { authorize, challengesFor, runChain, type CompiledRequirements } from './chain.js';
-import { isSameOriginRequest } from './csrf.js';
+import { isCrossSiteBrowserRequest, isSameOriginRequest, isUnsafeMethod } from './csrf.js';
 import type { Authenticator, AuthRequest, Identity } from './types.js';
 
 export interface RouteData {
@@ -25,6 +26,8 @@ export interface RouteData {
   readonly credentialHeaders: readonly string[];
   /** Cookie names (e.g. Django's sessionid) the chain consumes; removed like the gateway's own. */
   readonly credentialCookies?: readonly string[] | undefined;
+  /** Query parameters API keys are read from (`apikey` `queryParam`); removed before forwarding. */
+  readonly credentialQueryParams: readonly string[];
   readonly websocket: boolean;
   readonly timeoutMs: number | undefined;
   readonly config: RouteConfig;
@@ -48,8 +51,6 @@ export type Decision =
       identity?: Identity | undefined;
     };
 
-const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
-
 function wantsHtml(method: string, accept: string | undefined): boolean {
   return (method === 'GET' || method === 'HEAD') && accept !== undefined && accept.includes('text/html');
 }
@@ -58,20 +59,44 @@ function wantsHtml(method: string, accept: string | undefined): boolean {
 export const REFUSED_METHODS: ReadonlySet<string> = new Set(['TRACE', 'TRACK', 'CONNECT']);
 
 export class Decider {
+  /** `server.paths.caseInsensitive`: the table was compiled with lower-cased path patterns. */
+  readonly caseInsensitive: boolean;
+  private readonly refuseMatrixParams: boolean;
+
   constructor(
     private readonly ctx: GatewayContext,
     private readonly table: RouteTable<RouteData>,
-  ) {}
+  ) {
+    this.caseInsensitive = ctx.config.server?.paths?.caseInsensitive === true;
+    this.refuseMatrixParams = ctx.config.server?.paths?.refuseMatrixParams === true;
+  }
+
+  /**
+   * SPEC 4 step 1 for every entry point (proxy, WebSocket, forward-auth): the normalized target,
+   * and with `server.paths.refuseMatrixParams` no ';' anywhere in the decoded path (Tomcat and
+   * Spring read `/admin;x/users` as `/admin/users`).
+   */
+  normalize(rawUrl: string): NormalizedTarget {
+    const target = normalizeTarget(rawUrl);
+    if (target.ok && this.refuseMatrixParams && target.path.includes(';')) return { ok: false, reason: 'path parameters are refused' };
+    return target;
+  }
 
   match(host: string, path: string, method: string): Route | undefined {
-    return this.table.match(host, path, method);
+    return this.table.match(host, this.caseInsensitive ? path.toLowerCase() : path, method);
+  }
+
+  /** The path the upstream receives (after `stripPath`), in the request's own case. */
+  upstreamPath(route: Route, path: string): string {
+    return stripPathPrefix(path, route.data.stripPath, this.caseInsensitive);
   }
 
   /**
    * `originalUrl` is the URL a browser should come back to after signing in (path+query, or an
-   * absolute URL for another host).
+   * absolute URL for another host). `upgrade`: a WebSocket handshake (a GET that opens a
+   * channel both ways, so the session's CSRF rule applies to it).
    */
-  async decide(route: Route, req: AuthRequest, originalUrl: string): Promise<Decision> {
+  async decide(route: Route, req: AuthRequest, originalUrl: string, upgrade = false): Promise<Decision> {
     const data = route.data;
     if (data.anonymous) return { kind: 'allow', route, identity: undefined, authenticator: 'anonymous' };
     const result = await runChain(data.chain, req);
@@ -99,9 +124,7 @@ export class Decider {
       }
       return { kind: 'deny', route, code: denied, redirect, authenticator: result.authenticator.name, identity };
     }
-    if (UNSAFE.has(req.method) && isSessionMethod(identity.method) && !isSameOriginRequest(req.headers, this.ctx)) {
-      return { kind: 'deny', route, code: 'csrf', authenticator: result.authenticator.name, identity };
-    }
+    if (isCsrf(req, identity.method, upgrade, this.ctx)) return { kind: 'deny', route, code: 'csrf', authenticator: result.authenticator.name, identity };
     return { kind: 'allow', route, identity, authenticator: result.authenticator.name };
   }
 
@@ -115,4 +138,15 @@ export class Decider {
 /** Identities carried by the browser session cookie: CSRF applies to them. */
 export function isSessionMethod(method: string): boolean {
   return method === 'session' || method === 'django-session' || method.startsWith('oidc:');
+}
+
+/**
+ * CSRF (SPEC 4 step 6, issue 9 item 3): a session-authenticated request with any non-safe method,
+ * or a session-authenticated WebSocket handshake, must come from an allowed origin; a Basic one
+ * (browsers re-send cached Basic credentials cross-site) must not say it comes from another site.
+ */
+function isCsrf(req: AuthRequest, method: string, upgrade: boolean, ctx: GatewayContext): boolean {
+  if (isSessionMethod(method)) return (upgrade || isUnsafeMethod(req.method)) && !isSameOriginRequest(req.headers, ctx);
+  if (method === 'basic') return (upgrade || isUnsafeMethod(req.method)) && isCrossSiteBrowserRequest(req.headers, ctx);
+  return false;
 }

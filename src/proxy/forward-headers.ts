@@ -9,18 +9,21 @@ const DROP_ALWAYS = [
   'proxy-authorization', 'x-http-method-override', 'x-http-method', 'x-method-override',
 ];
 
-/** Forwarded-context headers believed only from trusted proxies (THREATS 76). */
+/**
+ * Other forwarded-context headers (THREATS 76): removed from untrusted peers; from a trusted proxy
+ * kept as it sent them (the gateway itself reads none of them).
+ */
 const FORWARDED_CONTEXT = [
-  'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix',
-  'x-forwarded-uri', 'x-forwarded-method', 'x-forwarded-server', 'x-forwarded-ssl', 'x-real-ip', 'x-original-url',
-  'x-original-uri', 'x-original-method', 'x-rewrite-url', 'x-client-ip', 'true-client-ip', 'cf-connecting-ip',
-  'x-cluster-client-ip', 'front-end-https', 'x-url-scheme',
+  'x-real-ip', 'x-original-url', 'x-original-uri', 'x-original-method', 'x-rewrite-url', 'x-client-ip', 'true-client-ip',
+  'cf-connecting-ip', 'x-cluster-client-ip', 'front-end-https', 'x-url-scheme',
 ];
 
 export interface ForwardContext {
   identity: Identity | undefined;
   clientIp: string;
-  /** The peer is a trusted proxy: its X-Forwarded-* are kept and appended to. */
+  /** The socket's remote address: the hop appended to a trusted proxy's X-Forwarded-For. */
+  peer: string;
+  /** The peer is a trusted proxy: its X-Forwarded-For is kept and appended to. */
   trustedPeer: boolean;
   protocol: string;
   host: string;
@@ -33,21 +36,35 @@ export interface ForwardContext {
   assertion?: string | undefined;
 }
 
+/**
+ * Removes every `X-Forwarded-*` under any spelling (`X_Forwarded_User`, `x.forwarded.for`) and
+ * `Forwarded` (issue 9 item 1): upstreams that read oauth2-proxy-style `X-Forwarded-User` must
+ * only ever see what the gateway set. A trusted proxy's `X-Forwarded-For` is kept (appended to).
+ */
+function stripForwardedContext(headers: IncomingHttpHeaders, trustedPeer: boolean): string | undefined {
+  const priorFor = trustedPeer ? headers['x-forwarded-for'] : undefined;
+  for (const name in headers) {
+    const c = name.charCodeAt(0);
+    if (c !== 120 /* x */ && c !== 102 /* f */ && c !== 116 /* t */ && c !== 99 /* c */) continue;
+    const alias = name.includes('_') || name.includes('.');
+    const n = alias ? name.replace(/[_.]/g, '-') : name;
+    if (n.startsWith('x-forwarded-') || n === 'forwarded') delete headers[name];
+    else if ((alias || !trustedPeer) && FORWARDED_CONTEXT.includes(n)) delete headers[name];
+  }
+  return typeof priorFor === 'string' && priorFor !== '' ? priorFor : undefined;
+}
+
 export function rewriteForwardHeaders(headers: IncomingHttpHeaders, fc: ForwardContext, identityHeaders: IdentityHeaders): IncomingHttpHeaders {
   for (let i = 0; i < DROP_ALWAYS.length; i++) delete headers[DROP_ALWAYS[i] as string];
   const te = headers.te;
   if (te !== undefined && te !== 'trailers') delete headers.te;
   identityHeaders.strip(headers as Record<string, unknown>);
-  // Any alias spelling of a forwarded-context header ('X_Forwarded_For') is dropped as well.
-  for (const name in headers) {
-    if ((name.includes('_') || name.includes('.')) && FORWARDED_CONTEXT.includes(name.replace(/[_.]/g, '-'))) delete headers[name];
-  }
-
-  const priorFor = headers['x-forwarded-for'];
-  if (!fc.trustedPeer) for (let i = 0; i < FORWARDED_CONTEXT.length; i++) delete headers[FORWARDED_CONTEXT[i] as string];
-  headers['x-forwarded-for'] = fc.trustedPeer && typeof priorFor === 'string' && priorFor !== '' ? `${priorFor}, ${fc.clientIp}` : fc.clientIp;
-  if (!fc.trustedPeer || headers['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = fc.protocol;
-  if (!fc.trustedPeer || headers['x-forwarded-host'] === undefined) headers['x-forwarded-host'] = fc.host;
+  const priorFor = stripForwardedContext(headers, fc.trustedPeer);
+  // The gateway's own set: the hop it appends is the peer it saw (nginx's $proxy_add_x_forwarded_for),
+  // protocol and host are the ones it matched the route with.
+  headers['x-forwarded-for'] = priorFor !== undefined ? `${priorFor}, ${fc.peer}` : fc.clientIp;
+  headers['x-forwarded-proto'] = fc.protocol;
+  headers['x-forwarded-host'] = fc.host;
 
   if (fc.stripCredentials) {
     if (fc.identity !== undefined) {
@@ -101,5 +118,40 @@ export function hasAmbiguousCredentials(rawHeaders: readonly string[], headers: 
     if (name.length === 13 && name.toLowerCase() === 'authorization' && ++authorization > 1) return true;
   }
   if (query !== '' && headers.authorization !== undefined && /(?:^|&)access_token=/.test(query)) return true;
+  return false;
+}
+
+/**
+ * The query string the upstream receives: the original, byte for byte, minus every parameter
+ * the gateway read a credential from (`apikey` `queryParam`, THREATS 78). Names are compared
+ * after the same decoding URLSearchParams gives the authenticator, so `api%5Fkey=` goes too.
+ */
+export function stripQueryParams(query: string, names: readonly string[]): string {
+  if (query === '' || names.length === 0) return query;
+  let changed = false;
+  const kept: string[] = [];
+  for (const part of query.split('&')) {
+    const eq = part.indexOf('=');
+    const rawName = eq === -1 ? part : part.slice(0, eq);
+    let name = rawName;
+    if (rawName.includes('%') || rawName.includes('+')) {
+      for (const key of new URLSearchParams(rawName + '=').keys()) name = key;
+    }
+    if (names.includes(name)) changed = true;
+    else kept.push(part);
+  }
+  return changed ? kept.join('&') : query;
+}
+
+/**
+ * A `Connection` header naming a framing or routing header (`Connection: Content-Length`) asks
+ * every hop to drop it, leaving the body unframed (THREATS 75): such a request is refused.
+ */
+export function connectionNamesFraming(connection: string | undefined): boolean {
+  if (connection === undefined || connection.length < 4) return false;
+  for (const token of connection.split(',')) {
+    const t = token.trim().toLowerCase();
+    if (t === 'content-length' || t === 'transfer-encoding' || t === 'host') return true;
+  }
   return false;
 }

@@ -2,6 +2,8 @@
 // refuses connections is skipped for a while (all targets down: try them anyway).
 export interface UpstreamTarget {
   readonly origin: string;
+  /** host[:port] of the origin: the Host header the upstream receives. */
+  readonly host: string;
   /** Path of the upstream URL without a trailing slash ('' for none); prepended to the request path. */
   readonly basePath: string;
   downUntil: number;
@@ -17,7 +19,7 @@ export class UpstreamPool {
     this.targets = list.map((u) => {
       const url = new URL(u);
       const basePath = url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '');
-      return { origin: url.origin, basePath, downUntil: 0 };
+      return { origin: url.origin, host: url.host, basePath, downUntil: 0 };
     });
     this.cooldownMs = cooldownMs;
   }

@@ -11,10 +11,10 @@ import type { AssertionSigner } from '../pipeline/assertion.js';
 import type { Decider } from '../pipeline/decide.js';
 import type { IdentityHeaders } from '../pipeline/identity.js';
 import type { AuthRequest } from '../pipeline/types.js';
-import { encodePath, normalizeTarget } from '../routing/normalize.js';
-import { stripPathPrefix } from '../routing/table.js';
-import { isTrustedAddress, type Trust } from '../util/trust.js';
-import { rewriteForwardHeaders } from './forward-headers.js';
+import { encodePath } from '../routing/normalize.js';
+import type { Trust } from '../util/trust.js';
+import { clientInfo } from './client-info.js';
+import { hasAmbiguousCredentials, rewriteForwardHeaders, stripQueryParams } from './forward-headers.js';
 
 export interface UpgradeContext {
   ctx: GatewayContext;
@@ -43,42 +43,36 @@ export function handleUpgrade(u: UpgradeContext, req: IncomingMessage, socket: D
 
 async function run(u: UpgradeContext, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
   if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || req.method !== 'GET') return refuse(socket, 'bad_request');
-  const target = normalizeTarget(req.url ?? '/');
+  const target = u.decider.normalize(req.url ?? '/');
   if (!target.ok) return refuse(socket, 'bad_path');
-  const peer = req.socket.remoteAddress;
-  const trusted = isTrustedAddress(u.trust, peer);
-  const xfh = req.headers['x-forwarded-host'];
-  const host = (trusted && typeof xfh === 'string' && xfh !== '' ? xfh.split(',')[0]?.trim() : req.headers.host) ?? '';
-  const route = u.decider.match(host, target.path, 'GET');
+  // The same address, protocol and host as an HTTP request would get (issue 9 item 4).
+  const client = clientInfo(u.trust, req);
+  const route = u.decider.match(client.host, target.path, 'GET');
   if (!route || !route.data.websocket) return refuse(socket, 'no_route');
-  let ip = peer ?? '';
-  if (trusted) {
-    const xff = req.headers['x-forwarded-for'];
-    const first = typeof xff === 'string' ? xff.split(',')[0]?.trim() : undefined;
-    if (first) ip = first;
-  }
+  const data = route.data;
+  if (!data.anonymous && hasAmbiguousCredentials(req.rawHeaders, req.headers, target.query)) return refuse(socket, 'bad_request');
   const authReq: AuthRequest = {
     method: 'GET',
     path: target.path,
     query: target.query,
-    host,
+    host: client.host,
     headers: req.headers,
-    ip,
-    peer,
+    ip: client.ip,
+    peer: client.peer,
     cookies: req.headers.cookie ? fastifyCookie.parse(req.headers.cookie) : {},
     log: u.log,
   };
-  const decision = await u.decider.decide(route, authReq, target.path);
+  const decision = await u.decider.decide(route, authReq, target.path, true);
   if (decision.kind === 'deny') return refuse(socket, decision.redirect ? 'unauthenticated' : decision.code, decision.headers ?? {});
 
-  const data = route.data;
   const upstream = data.upstream.pick(Date.now());
   const headers = rewriteForwardHeaders({ ...req.headers }, {
     identity: decision.identity,
-    clientIp: ip,
-    trustedPeer: trusted,
-    protocol: (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
-    host,
+    clientIp: client.ip,
+    peer: client.peer,
+    trustedPeer: client.trusted,
+    protocol: client.protocol,
+    host: client.host,
     stripCredentials: !data.passCredentials,
     credentialHeaders: data.credentialHeaders,
     sessionCookie: u.sessionCookie,
@@ -90,7 +84,8 @@ async function run(u: UpgradeContext, req: IncomingMessage, socket: Duplex, head
   const url = new URL(upstream.origin);
   delete headers.host;
   headers.host = url.host;
-  const path = upstream.basePath + encodePath(stripPathPrefix(target.path, data.stripPath)) + (target.query ? `?${target.query}` : '');
+  const query = data.passCredentials ? target.query : stripQueryParams(target.query, data.credentialQueryParams);
+  const path = upstream.basePath + encodePath(u.decider.upstreamPath(route, target.path)) + (query ? `?${query}` : '');
   const requestFn = url.protocol === 'https:' ? httpsRequest : httpRequest;
   const upReq = requestFn({ host: url.hostname, port: url.port || (url.protocol === 'https:' ? 443 : 80), method: 'GET', path, headers, timeout: 10_000 });
   upReq.on('timeout', () => upReq.destroy(Object.assign(new Error('upstream timeout'), { code: 'ETIMEDOUT' })));

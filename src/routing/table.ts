@@ -123,11 +123,16 @@ export function compileRoute<T>(config: RouteConfig, data: T): CompiledRoute<T> 
   };
 }
 
-/** Remove `stripPath` from the front of a path (on a segment boundary). */
-export function stripPathPrefix(path: string, strip: string | undefined): string {
+/**
+ * Remove `stripPath` from the front of a path (on a segment boundary). `ignoreCase` when routes
+ * match case-insensitively (`server.paths.caseInsensitive`), so `/V1/x` loses its `/V1` too.
+ */
+export function stripPathPrefix(path: string, strip: string | undefined, ignoreCase = false): string {
   if (!strip || strip === '/') return path;
   const s = strip.endsWith('/') ? strip.slice(0, -1) : strip;
-  if (path === s) return '/';
-  if (path.startsWith(s) && path.charCodeAt(s.length) === 47) return path.slice(s.length);
+  const p = ignoreCase ? path.toLowerCase() : path;
+  const cmp = ignoreCase ? s.toLowerCase() : s;
+  if (p === cmp) return '/';
+  if (p.startsWith(cmp) && path.charCodeAt(s.length) === 47) return path.slice(s.length);
   return path;
 }

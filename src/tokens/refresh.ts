@@ -5,7 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { GatewayContext, UserRecord } from '../context.js';
 import { GatewayError } from '../errors.js';
 import { audit, type AuditOrigin } from '../ops/audit.js';
-import { classifyBearer, FamilyUserCheck, JwsVerifier, selfKeySource } from '../pipeline/authenticators/jwt.js';
+import { FamilyUserCheck, selfKeySource } from '../pipeline/authenticators/jwt.js';
+import { classifyBearer, JwsVerifier } from '../jose/jws.js';
 import { acquireDenylist, type Denylist } from './denylist.js';
 import {
   ACCESS_TYP,

@@ -4,7 +4,8 @@
 import t from 'tap';
 import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
 import type { AuthenticatorConfigOf } from '../../src/config/schema.js';
-import { createJwtAuthenticator, RemoteKeySource } from '../../src/pipeline/authenticators/jwt.js';
+import { createJwtAuthenticator } from '../../src/pipeline/authenticators/jwt.js';
+import { RemoteKeySource } from '../../src/jose/keys.js';
 import type { Authenticator, AuthOutcome, AuthRequest } from '../../src/pipeline/types.js';
 import { b64, forge, forgeHmac, forgeRs256, json, recordingLogger, startServer, testContext, unsigned, waitFor, type Teardown, type TestServer } from '../jwt/helpers.js';
 

@@ -46,6 +46,8 @@ t.test('73 alias spellings of managed headers are dropped', async (t) => {
   t.equal(rec?.headers['x-auth-mfa'], 'false');
   t.same(names.filter((n) => /^x[-_.]auth[-_.]/.test(n) && !MANAGED.includes(n)), [], 'no alias spelling left');
   t.same(names.filter((n) => MANAGED.includes(n)).sort(), [...MANAGED].sort(), 'each managed header once');
+  t.equal(countHeader(rec?.rawHeaders ?? [], 'x-forwarded-user'), 0, 'X-Forwarded-User from an untrusted peer is removed');
+  t.same(names.filter((n) => /^x[-_.]forwarded[-_.]/.test(n)).sort(), ['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto'], 'only the gateway-set X-Forwarded-*');
 });
 
 t.test('74 Connection cannot remove the headers the gateway sets', async (t) => {

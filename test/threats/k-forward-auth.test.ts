@@ -76,9 +76,9 @@ t.test('81/83 a trusted proxy gets a decision for the described request', async 
   t.equal(lower.status, 200, 'the method is compared upper-cased');
 
   // nginx style: X-Original-URL carries the whole URL.
-  const orig = await send(gw.url, '/.auth/verify', { headers: { 'x-original-url': `https://${host}/admin/x`, 'x-api-key': KEY_ADMIN } });
+  const orig = await send(gw.url, '/.auth/verify', { headers: { 'x-original-url': `https://${host}/admin/x`, 'x-original-method': 'GET', 'x-api-key': KEY_ADMIN } });
   t.equal(orig.status, 200);
-  const origAnon = await send(gw.url, '/.auth/verify', { headers: { 'x-original-url': `https://${host}/admin/x` } });
+  const origAnon = await send(gw.url, '/.auth/verify', { headers: { 'x-original-url': `https://${host}/admin/x`, 'x-original-method': 'GET' } });
   t.equal(origAnon.status, 401);
 
   const browser = await send(gw.url, '/.auth/verify', { headers: { ...described(host, '/app/page?x=1'), accept: 'text/html' } });
@@ -105,12 +105,12 @@ t.test('82 malformed original URIs are 400/401/404, never 200', async (t) => {
     described(host, '/public/x', 'GET\u00e9'),
     { 'x-forwarded-method': 'GET', 'x-forwarded-host': host },
     { 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/public/x' },
-    { 'x-original-url': 'http://[::1' },
-    { 'x-original-url': 'https:///public/x' },
-    { 'x-original-url': 'https://user@public.gw.test/admin/x' },
-    { 'x-original-url': 'https://public.gw.test?@admin/x' },
-    { 'x-original-url': 'https://public.gw.test#@admin/x' },
-    { 'x-original-url': 'https://public.gw.test\\@admin/x' },
+    { 'x-original-url': 'http://[::1', 'x-original-method': 'GET' },
+    { 'x-original-url': 'https:///public/x', 'x-original-method': 'GET' },
+    { 'x-original-url': 'https://user@public.gw.test/admin/x', 'x-original-method': 'GET' },
+    { 'x-original-url': 'https://public.gw.test?@admin/x', 'x-original-method': 'GET' },
+    { 'x-original-url': 'https://public.gw.test#@admin/x', 'x-original-method': 'GET' },
+    { 'x-original-url': 'https://public.gw.test\\@admin/x', 'x-original-method': 'GET' },
     { 'x-original-url': '' },
   ];
   for (const headers of bad) {

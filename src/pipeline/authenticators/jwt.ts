@@ -29,11 +29,6 @@ const TOKEN_CACHE_MAX_TOKEN_LENGTH = 4 * 1024;
 /** Bound on the cache's estimated memory (tokens plus identities). */
 const TOKEN_CACHE_MAX_BYTES = 32 * 1024 * 1024;
 
-// Kept importable from here for existing callers (src/tokens/refresh.ts, tests).
-export { classifyBearer, JwsVerifier, MAX_TOKEN_LENGTH, normalizeTyp } from '../../jose/jws.js';
-export { RemoteKeySource, verificationKey, type VerificationKey, type RemoteKeySourceOptions } from '../../jose/keys.js';
-export { claimAt, identityFromClaims, type ClaimsMapping } from '../../jose/claims.js';
-
 /** The Bearer value of an Authorization header, or undefined. */
 export function bearerValue(headers: AuthRequest['headers']): string | undefined {
   const auth = headers.authorization;
