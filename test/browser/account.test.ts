@@ -19,6 +19,7 @@ async function setup(t: Parameters<typeof startTestGateway>[0]) {
     secrets: { session: randomBytes(32).toString('base64url') },
     login: { branding: { name: 'Acme Intranet' } },
     authenticators: { web: { type: 'session' }, 'api-token': { type: 'token' } },
+    tokens: { grantableScopes: { staff: ['orders:read'] } },
     routes: [{ name: 'app', match: { path: '/app/**' }, upstream: echo.url, auth: ['web', 'api-token'] }],
   }, { files: { 'users.yaml': await usersFile() } });
   return { gw, echo };
