@@ -7,6 +7,7 @@ import tokenEndpoints from './tokens.js';
 import oauthEndpoints from './oauth.js';
 import loginEndpoints from './login.js';
 import meEndpoints from './me.js';
+import mfaEndpoints from './mfa.js';
 
 export type EndpointPlugin = (app: FastifyInstance, rt: Runtime) => Promise<void>;
 
@@ -17,4 +18,5 @@ export const ENDPOINT_PLUGINS: EndpointPlugin[] = [
   oauthEndpoints,
   loginEndpoints,
   meEndpoints,
+  mfaEndpoints,
 ];

@@ -26,8 +26,8 @@ export interface LoginPageModel {
   readonly signedInAs?: string | undefined;
 }
 
-const DEFAULT_NAME = 'authgate';
-const DEFAULT_COLOR = '#4f46e5';
+export const DEFAULT_NAME = 'authgate';
+export const DEFAULT_COLOR = '#4f46e5';
 const LOGO_TYPES: Record<string, string> = { '.svg': 'image/svg+xml', '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.webp': 'image/webp', '.gif': 'image/gif' };
 const MAX_LOGO_BYTES = 256 * 1024;
 
@@ -39,7 +39,7 @@ export function escapeHtml(value: string): string {
 }
 
 /** Reads `login.branding.logo` once: a data: URL as is, or a file inlined as one. */
-function loadLogo(logo: string | undefined, configDir: string): string | undefined {
+export function loadLogo(logo: string | undefined, configDir: string): string | undefined {
   if (logo === undefined) return undefined;
   if (/^data:image\/(svg\+xml|png|jpeg|webp|gif)(;base64)?,/i.test(logo)) return logo;
   const type = LOGO_TYPES[extname(logo).toLowerCase()];
@@ -80,7 +80,7 @@ function rgba(color: string, alpha: number): string {
   return `rgba(${parseHex(color).join(',')},${alpha})`;
 }
 
-function stylesheet(accent: string): string {
+export function stylesheet(accent: string): string {
   const hover = mix(accent, [0, 0, 0], 0.12);
   const soft = mix(accent, [255, 255, 255], 0.9);
   return `
@@ -121,8 +121,8 @@ input[aria-invalid=true]{border-color:var(--danger)}
 `.trim();
 }
 
-const DEFAULT_LOGO = `<svg viewBox="0 0 32 32" aria-hidden="true" focusable="false"><path fill="currentColor" d="M16 2 4 6.5v8.2c0 7.3 5.1 13.7 12 15.3 6.9-1.6 12-8 12-15.3V6.5L16 2Z"/><path fill="#fff" d="M16 10a4 4 0 0 0-1.6 7.67V22h3.2v-4.33A4 4 0 0 0 16 10Z"/></svg>`;
-const ALERT_ICON = `<svg viewBox="0 0 20 20" aria-hidden="true" focusable="false"><path fill="currentColor" d="M10 1.7a8.3 8.3 0 1 0 0 16.6 8.3 8.3 0 0 0 0-16.6Zm0 4.1c.5 0 .9.4.9.9v4a.9.9 0 1 1-1.8 0v-4c0-.5.4-.9.9-.9Zm0 8.9a1.1 1.1 0 1 1 0-2.2 1.1 1.1 0 0 1 0 2.2Z"/></svg>`;
+export const DEFAULT_LOGO = `<svg viewBox="0 0 32 32" aria-hidden="true" focusable="false"><path fill="currentColor" d="M16 2 4 6.5v8.2c0 7.3 5.1 13.7 12 15.3 6.9-1.6 12-8 12-15.3V6.5L16 2Z"/><path fill="#fff" d="M16 10a4 4 0 0 0-1.6 7.67V22h3.2v-4.33A4 4 0 0 0 16 10Z"/></svg>`;
+export const ALERT_ICON = `<svg viewBox="0 0 20 20" aria-hidden="true" focusable="false"><path fill="currentColor" d="M10 1.7a8.3 8.3 0 1 0 0 16.6 8.3 8.3 0 0 0 0-16.6Zm0 4.1c.5 0 .9.4.9.9v4a.9.9 0 1 1-1.8 0v-4c0-.5.4-.9.9-.9Zm0 8.9a1.1 1.1 0 1 1 0-2.2 1.1 1.1 0 0 1 0 2.2Z"/></svg>`;
 
 function retryText(seconds: number | undefined): string {
   if (seconds === undefined || seconds <= 0) return 'later';
@@ -141,7 +141,7 @@ function errorText(error: LoginPageError, retryAfterSeconds: number | undefined,
     case 'store_unavailable':
       return 'Sign-in is temporarily unavailable. Please try again in a moment.';
     case 'mfa_required':
-      return 'This account requires a second factor, which cannot be completed here yet. Contact your administrator.';
+      return 'This account requires a second factor: complete the second step to sign in.';
   }
 }
 
@@ -156,6 +156,8 @@ export class LoginPage {
   readonly #logoutAction: string;
   readonly #providers: readonly { name: string; label: string }[];
   readonly #prefix: string;
+  /** `mfa.passkeyLogin`: offer the password-less sign-in (its page runs the WebAuthn script). */
+  readonly #passkeyLogin: boolean;
   /** Response headers of every page (CSP with the stylesheet's hash, framing, referrer, cache). */
   readonly headers: Readonly<Record<string, string>>;
 
@@ -172,6 +174,7 @@ export class LoginPage {
     this.#prefix = ctx.prefix;
     this.#action = `${ctx.prefix}/login`;
     this.#logoutAction = `${ctx.prefix}/logout`;
+    this.#passkeyLogin = ctx.config.mfa?.passkeyLogin === true;
     this.#providers = Object.entries(ctx.config.authenticators ?? {})
       .filter(([, a]) => a.type === 'oidc')
       .map(([name, a]) => ({ name, label: (a as { label?: string }).label ?? name }));
@@ -244,6 +247,9 @@ export class LoginPage {
 <button type="submit" class="btn primary">Sign in</button>
 </form>
 `);
+    if (this.#passkeyLogin) {
+      parts.push(`<div class="divider">or</div>\n<a class="btn secondary" href="${e(`${this.#prefix}/mfa${rdQuery}`)}">Sign in with a passkey</a>\n`);
+    }
     if (this.#providers.length > 0) {
       parts.push(`<div class="divider">or</div>\n<ul class="providers">\n`);
       for (const p of this.#providers) {
