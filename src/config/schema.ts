@@ -238,7 +238,7 @@ export const ConfigSchema = Strict(
     mfa: Type.Optional(
       Strict({
         totp: Type.Optional(Strict({ issuer: Type.Optional(Type.String()), window: Type.Optional(Type.Integer({ minimum: 0, maximum: 1 })) })),
-        email: Type.Optional(Strict({ smtp: Secret, from: Type.String(), codeTtl: Type.Optional(Duration) })),
+        email: Type.Optional(Strict({ smtp: Secret, from: Type.String(), codeTtl: Type.Optional(Duration), sendCooldown: Type.Optional(Duration) })),
         recoveryCodes: Type.Optional(Type.Integer({ minimum: 0, maximum: 50 })),
         // MFA: WebAuthn (passkeys, security keys); rpId and origin always derive from server.publicUrl.
         webauthn: Type.Optional(

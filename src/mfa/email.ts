@@ -13,8 +13,8 @@ import type { MfaKeys } from './sealing.js';
 
 export const MAX_EMAIL_TRIES = 5;
 const MAX_CODE_TTL_MS = 10 * 60_000;
-/** A user (and an address) gets at most one mail per this interval. */
-export const SEND_COOLDOWN_MS = 30_000;
+/** A user (and an address) gets at most one mail per `mfa.email.sendCooldown` (default 30 s, at least 1 s). */
+const DEFAULT_SEND_COOLDOWN = '30s';
 const CLIENT_SENDS_PER_WINDOW = 10;
 const CLIENT_WINDOW_MS = 10 * 60_000;
 const SMTP_TIMEOUT_MS = 5_000;
@@ -56,6 +56,10 @@ export class EmailCodes {
     return Math.min(durationMs(this.#ctx.config.mfa?.email?.codeTtl, '10m'), MAX_CODE_TTL_MS);
   }
 
+  get #cooldownMs(): number {
+    return Math.max(1000, durationMs(this.#ctx.config.mfa?.email?.sendCooldown, DEFAULT_SEND_COOLDOWN));
+  }
+
   /**
    * Mails a new code (replacing any live one). The answer is the same whether or not the user
    * has an address: only the cooldowns show, and they apply to every user alike.
@@ -65,10 +69,10 @@ export class EmailCodes {
     const keys = await this.#keys();
     const sends = await store.incr(K.clientSends(keys.codeHash('ip', clientKey)), CLIENT_WINDOW_MS);
     if (sends > CLIENT_SENDS_PER_WINDOW) return { ok: false, retryAfterSeconds: await retryAfter(store, K.clientSends(keys.codeHash('ip', clientKey))) };
-    if (!(await store.setIfAbsent(K.userCooldown(account), '1', SEND_COOLDOWN_MS))) return { ok: false, retryAfterSeconds: await retryAfter(store, K.userCooldown(account)) };
+    if (!(await store.setIfAbsent(K.userCooldown(account), '1', this.#cooldownMs))) return { ok: false, retryAfterSeconds: await retryAfter(store, K.userCooldown(account)) };
     if (user === undefined || !this.available(user)) return { ok: true };
     const addressKey = K.addressCooldown(keys.codeHash('address', user.email!.toLowerCase()));
-    if (!(await store.setIfAbsent(addressKey, '1', SEND_COOLDOWN_MS))) return { ok: false, retryAfterSeconds: await retryAfter(store, addressKey) };
+    if (!(await store.setIfAbsent(addressKey, '1', this.#cooldownMs))) return { ok: false, retryAfterSeconds: await retryAfter(store, addressKey) };
 
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
     const purpose: EmailPurpose = 'login';
