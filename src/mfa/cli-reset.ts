@@ -15,8 +15,8 @@ export interface CliMfaResetRequest {
   readonly env: NodeJS.ProcessEnv;
   readonly user: string;
   readonly warn: (message: string) => void;
-  /** Where the audit line goes (stderr by default, as one JSON line). */
-  readonly auditStream?: NodeJS.WritableStream | undefined;
+  /** Where the audit line goes (one JSON line; the CLI sends it to stderr). */
+  readonly audit: { write(line: string): void };
 }
 
 export async function resetMfaFromCli(req: CliMfaResetRequest): Promise<{ totp: boolean; webauthn: number; recoveryCodes: number; sessions: number }> {
@@ -31,7 +31,7 @@ export async function resetMfaFromCli(req: CliMfaResetRequest): Promise<{ totp: 
   try {
     await store.ping();
     const users = await createUserDirectory(cfg, { configDir: loaded.dir, log: storeLog, store, watch: false });
-    const log = createLogger('info', req.auditStream ?? process.stderr);
+    const log = createLogger('info', req.audit);
     const ctx = {
       config: cfg,
       configDir: loaded.dir,
