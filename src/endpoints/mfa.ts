@@ -337,6 +337,8 @@ export default async function mfaEndpoints(app: FastifyInstance, rt: Runtime): P
     if (typeof response !== 'object' || response === null) return sendProblem(reply, 'bad_request', 'The field "response" must be the RegistrationResponseJSON.');
     const credential = await mfa.webauthn.register(c.user.username, c.session.id, response as RegistrationResponseJSON, stringField(request, 'name'));
     audit(ctx, 'mfa.enrolled', { user: c.user.username, ip: ipOf(request), method: 'webauthn', id: credential.id.slice(0, 16) });
+    // Like a confirmed TOTP: the first factor, just proven, upgrades the session that added it.
+    if (!c.session.mfa) await upgrade(request, reply, c, 'hwk');
     return noStore(reply).code(201).send({ credential });
   });
 
