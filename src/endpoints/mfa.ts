@@ -23,6 +23,9 @@ import { MfaPages, type MfaPageError } from './mfa-page.js';
 /** A change of factors (new TOTP, new recovery codes, removal) needs a sign-in this recent. */
 export const FRESH_SIGN_IN_SECONDS = 5 * 60;
 const MAX_FIELD = 64 * 1024;
+/** Password-less sign-in options (a stored challenge each) per client address and minute. */
+const PASSKEY_OPTIONS_PER_WINDOW = 30;
+const PASSKEY_OPTIONS_WINDOW_MS = 60_000;
 
 type Factor = 'otp' | 'recovery' | 'email' | 'hwk';
 
@@ -360,6 +363,12 @@ export default async function mfaEndpoints(app: FastifyInstance, rt: Runtime): P
     const c = await caller(request);
     if (c === undefined) {
       if (!mfa.webauthn.passkeyLogin) return sendProblem(reply, 'unauthenticated', 'Sign in with your password first.');
+      // Anyone may ask, and each answer is a stored challenge: bounded per client address.
+      const key = `mfa:webauthn:optrate:${(await mfa.keys()).codeHash('ip', ipOf(request))}`;
+      if ((await ctx.store.incr(key, PASSKEY_OPTIONS_WINDOW_MS)) > PASSKEY_OPTIONS_PER_WINDOW) {
+        const ms = await ctx.store.ttl(key);
+        return sendProblem(reply, 'locked', 'Too many passkey sign-in attempts; try again later.', { 'retry-after': String(Math.max(1, Math.ceil(ms / 1000))) });
+      }
       return noStore(reply).send(await mfa.webauthn.authenticationOptions(undefined));
     }
     return noStore(reply).send(await mfa.webauthn.authenticationOptions({ user: c.user.username, sessionId: c.session.id }));

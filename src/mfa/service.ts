@@ -15,7 +15,7 @@ import type { GatewayContext, UserRecord } from '../context.js';
 import { audit } from '../ops/audit.js';
 import { refCounted } from '../util/ref-counted.js';
 import { EmailCodes } from './email.js';
-import { loadMfaKeys, type MfaKeys } from './sealing.js';
+import { loadMfaKeys, MfaKeys } from './sealing.js';
 import { WebAuthnCredentials, type CredentialView } from './webauthn.js';
 
 const TOTP_PERIOD = 30;
@@ -70,6 +70,9 @@ export class MfaService {
   constructor(ctx: Ctx, opts: MfaServiceOptions = {}) {
     this.#ctx = ctx;
     this.#now = opts.now ?? Date.now;
+    // A configured key is checked now, so a short one stops the gateway at start.
+    const configured = ctx.config.secrets?.mfa;
+    if (typeof configured === 'string') this.#keys = Promise.resolve(new MfaKeys(configured));
     const keys = () => this.keys();
     this.email = new EmailCodes(ctx, keys);
     this.webauthn = new WebAuthnCredentials(ctx, keys, this.#now);

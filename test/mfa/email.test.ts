@@ -5,7 +5,7 @@
 import t from 'tap';
 import { SMTPServer } from 'smtp-server';
 import { waitFor } from '../helpers/gateway.js';
-import { call, cookieValue, json, login, startMfaGateway } from './_mfa.js';
+import { call, cookieValue, enrolTotp, json, login, passwordSession, startMfaGateway } from './_mfa.js';
 
 interface Mail { to: string[]; text: string }
 
@@ -104,4 +104,17 @@ t.test('SMTP down: a clear 503, and everything else keeps working', async (t) =>
   t.equal(alice.status, 200, 'password sign-in still works');
   t.equal((await call(`${gw.adminUrl}/healthz`)).status, 200);
   t.notOk(gw.rawLogs.some((l) => l.includes('127.0.0.1:1') && l.includes('pass')), 'no SMTP URL credentials logged');
+});
+
+t.test('using a recovery code mails the user a notice', async (t) => {
+  const smtp = await startSmtp(t);
+  const { gw } = await startMfaGateway(t, { mfa: { email: { smtp: `smtp://127.0.0.1:${smtp.port}`, from: 'no-reply@example.test' } } });
+  const { recoveryCodes } = await enrolTotp(gw.url, await passwordSession(gw.url, 'bob'));
+  const pending = cookieValue(await login(gw.url, 'bob'))!;
+  t.equal((await call(`${gw.url}/.auth/mfa/verify`, json(pending, { code: recoveryCodes[0] }))).status, 200);
+  t.ok(await waitFor(() => smtp.mails.length === 1), 'a notice was mailed');
+  t.same(smtp.mails[0]!.to, ['bob@example.test']);
+  t.match(smtp.mails[0]!.text, /recovery code was just used/);
+  t.match(smtp.mails[0]!.text.replace(/=\r?\n/g, ''), /9 unused codes remain/);
+  t.notOk(smtp.mails[0]!.text.includes(recoveryCodes[0]!), 'the notice does not repeat the code');
 });

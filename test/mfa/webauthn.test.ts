@@ -39,7 +39,11 @@ t.test('register a security key, then use it as the second factor', async (t) =>
   t.equal(options.rp.id, 'localhost', 'rpId from publicUrl, never from Host or X-Forwarded-Host');
   t.equal(verify.status, 201);
   t.match(verify.json(), { credential: { id: auth.id, name: 'Test key', lastUsedAt: null } });
-  const list = await call(`${gw.url}/.auth/mfa/webauthn/credentials`, { headers: { cookie: `authgate_session=${cookie}` } });
+  const upgraded = cookieValue(verify);
+  t.ok(upgraded !== undefined && upgraded !== cookie, 'the first factor, just proven, upgrades the session (new id)');
+  t.equal((await me(gw.url, cookie)).status, 401, 'the password-only session is gone');
+  t.match((await me(gw.url, upgraded!)).json(), { mfa: true });
+  const list = await call(`${gw.url}/.auth/mfa/webauthn/credentials`, { headers: { cookie: `authgate_session=${upgraded}` } });
   t.equal(list.status, 200);
   const creds = list.json<{ credentials: Record<string, unknown>[] }>().credentials;
   t.equal(creds.length, 1);
@@ -136,4 +140,7 @@ t.test('password-less sign-in is off unless configured; unknown credentials coun
   let last = 0;
   for (let i = 0; i < 5; i++) last = (await assertion(gw2.url, undefined, stranger)).verify.status;
   t.equal(last, 429, 'an unknown credential is locked out after maxFailures');
+  let options = 0;
+  for (let i = 0; i < 40; i++) options = (await call(`${gw2.url}/.auth/mfa/webauthn/authenticate/options`, json(undefined, {}))).status;
+  t.equal(options, 429, 'anonymous passkey options (stored challenges) are bounded per client');
 });
