@@ -6,7 +6,8 @@ import { generate } from 'otplib';
 import { MemoryStore } from '../../src/store/memory.js';
 import { MfaService } from '../../src/mfa/service.js';
 import { MfaKeys } from '../../src/mfa/sealing.js';
-import { MapDirectory, testContext } from '../sessions/_context.js';
+import { countingStore, MapDirectory, testContext } from '../sessions/_context.js';
+import { StoreUnavailableError } from '../../src/errors.js';
 import type { Config } from '../../src/config/schema.js';
 
 const SECRET = 'x'.repeat(40);
@@ -123,4 +124,15 @@ t.test('removing and resetting factors', async (t) => {
   t.same(r, { totp: true, webauthn: 0, recoveryCodes: 10 });
   t.equal(await s.mfa.hasTotp('alice'), false);
   t.equal(await s.mfa.recoveryCodesLeft('alice'), 0);
+});
+
+t.test('store down: code checks fail closed (StoreUnavailableError, never a pass)', async (t) => {
+  const s = await enrolled(t);
+  const down = countingStore(s.store);
+  down.down = true;
+  const ctx = testContext(down, new MapDirectory(), { secrets: { mfa: SECRET } } as Partial<Config>);
+  const mfa = new MfaService(ctx, { now: s.now });
+  t.teardown(() => mfa.close());
+  await t.rejects(mfa.verifyTotp('alice', await code(s.secret, s.now())), StoreUnavailableError);
+  await t.rejects(mfa.loginMethods({ username: 'alice', groups: [], disabled: false, mfaRequired: false, version: 'v' }), StoreUnavailableError);
 });
