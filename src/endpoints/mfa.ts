@@ -122,8 +122,10 @@ export default async function mfaEndpoints(app: FastifyInstance, rt: Runtime): P
     return page(reply.headers(headers), new GatewayError(code).status, pages.secondStep({ rd: rdOf(request), methods, error: code, retryAfterSeconds, stepUp: !c.pending, passkeyLogin: false }));
   }
 
+  /** What the caller can complete: the pending login's methods, or (step-up) the user's factors — enrolment when there is none. */
   async function methodsOf(c: Caller): Promise<readonly string[]> {
-    return c.session.pendingMfa?.methods ?? (await mfa.loginMethods(c.user)) ?? [];
+    if (c.session.pendingMfa !== undefined) return c.session.pendingMfa.methods;
+    return (await mfa.loginMethods(c.user)) ?? [...(mfa.email.available(c.user) ? ['email'] : []), 'enroll'];
   }
 
   /**
@@ -199,7 +201,8 @@ export default async function mfaEndpoints(app: FastifyInstance, rt: Runtime): P
       return reply.code(303).header('location', `${ctx.prefix}/login?rd=${encodeURIComponent(rd)}`).send();
     }
     const methods = await methodsOf(c);
-    if (methods.includes('enroll') && !methods.includes('totp') && !methods.includes('webauthn')) {
+    // Nothing to enter yet and no email code to ask for: the enrolment is the second step.
+    if (methods.length === 1 && methods[0] === 'enroll') {
       return reply.code(303).header('location', `${ctx.prefix}/mfa/totp?rd=${encodeURIComponent(rd)}`).send();
     }
     return page(reply, 200, pages.secondStep({ rd, methods, stepUp: !c.pending, emailSent: queryField(request, 'sent') === 'email', passkeyLogin: false }));

@@ -123,6 +123,9 @@ t.test('step-up: require.mfa for API clients and browsers; passing it upgrades t
   const browser = await get(gw.url, '/admin/x?y=1', plain, { accept: 'text/html' });
   t.equal(browser.status, 302);
   t.equal(browser.headers.location, '/.auth/mfa?rd=%2Fadmin%2Fx%3Fy%3D1');
+  const noFactor = await get(gw.url, '/.auth/mfa?rd=%2Fadmin%2Fx', plain);
+  t.equal(noFactor.status, 303, 'a step-up without any factor yet: the enrolment page');
+  t.equal(noFactor.headers.location, '/.auth/mfa/totp?rd=%2Fadmin%2Fx');
 
   // Another session enrols; this older password-only session steps up with a code.
   const { secret } = await enrolTotp(gw.url, await passwordSession(gw.url, 'alice'));
