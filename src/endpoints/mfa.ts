@@ -21,7 +21,7 @@ import { bodyKind, identityJson, passesBrowserCsrf } from './login.js';
 import { MfaPages, type MfaPageError } from './mfa-page.js';
 
 /** A change of factors (new TOTP, new recovery codes, removal) needs a sign-in this recent. */
-export const FRESH_SIGN_IN_SECONDS = 5 * 60;
+const FRESH_SIGN_IN_SECONDS = 5 * 60;
 const MAX_FIELD = 64 * 1024;
 /** Password-less sign-in options (a stored challenge each) per client address and minute. */
 const PASSKEY_OPTIONS_PER_WINDOW = 30;

@@ -14,7 +14,7 @@ export type AttemptResult =
   | { readonly ok: false; readonly code: 'locked' | 'invalid_credentials'; readonly retryAfterSeconds?: number | undefined };
 
 /** The lockout account second-factor attempts count against. */
-export function codeAccount(account: string): string {
+function codeAccount(account: string): string {
   return `${account}#mfa`;
 }
 

@@ -11,7 +11,7 @@ import { durationMs } from '../util/duration.js';
 import { safeEqual } from '../util/secure.js';
 import type { MfaKeys } from './sealing.js';
 
-export const MAX_EMAIL_TRIES = 5;
+const MAX_EMAIL_TRIES = 5;
 const MAX_CODE_TTL_MS = 10 * 60_000;
 /** A user (and an address) gets at most one mail per `mfa.email.sendCooldown` (default 30 s, at least 1 s). */
 const DEFAULT_SEND_COOLDOWN = '30s';

@@ -8,7 +8,7 @@
 //   mfa:recovery:<user>      {hashes, createdAt}: unused recovery codes, consumed by compare-and-set
 //   mfa:recovery:fail:<user> failed recovery-code attempts (its own counter besides the lockout)
 // WebAuthn credentials live in webauthn.ts and email codes in email.ts, under the same prefix.
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { generateSecret, generateURI, verify as verifyTotp } from 'otplib';
 import QRCode from 'qrcode';
 import type { GatewayContext, UserRecord } from '../context.js';
@@ -23,7 +23,7 @@ const ENROLL_TTL_MS = 10 * 60_000;
 const DEFAULT_RECOVERY_CODES = 10;
 const RECOVERY_FAIL_WINDOW_MS = 60 * 60_000;
 /** Wrong recovery codes allowed per hour, on top of the login lockout. */
-export const MAX_RECOVERY_FAILURES = 10;
+const MAX_RECOVERY_FAILURES = 10;
 const CAS_RETRIES = 5;
 const TOTP_RE = /^[0-9]{6}$/;
 /** Recovery codes: 10 characters of an unambiguous alphabet, shown as xxxxx-xxxxx. */
@@ -295,11 +295,6 @@ function parseRecovery(json: string | null): { hashes: string[]; createdAt: numb
     // malformed: no codes
   }
   return undefined;
-}
-
-/** Random bytes for ids the MFA modules hand out (challenges, handles). */
-export function randomId(bytes = 16): string {
-  return randomBytes(bytes).toString('base64url');
 }
 
 const shared = refCounted((ctx: GatewayContext) => new MfaService(ctx), (s) => s.close());
