@@ -108,7 +108,8 @@ t.test('register a passkey (virtual authenticator) and sign in with it, no passw
   await shoot(t, page, 'mfa-passkeys-empty');
   await page.getByLabel('Name of the new passkey').fill('Laptop');
   await page.getByRole('button', { name: 'Add a passkey' }).click();
-  await page.waitForFunction("document.querySelector('.list li') !== null || (document.getElementById('passkey-status')?.textContent ?? '') !== ''");
+  // A locator, not waitForFunction: a string predicate is eval, which the page's CSP refuses.
+  await page.locator('.list li, #passkey-status:not(:empty)').first().waitFor();
   t.equal(await page.textContent('#passkey-status'), '', 'no error from the ceremony');
   t.match(await page.textContent('.list'), /Laptop/);
   await shoot(t, page, 'mfa-passkeys');
