@@ -183,6 +183,21 @@ export const COMMANDS: CliCommand[] = [
       return 0;
     },
   },
+  {
+    name: 'mfa',
+    usage: 'mfa reset --user NAME [--config FILE]',
+    summary: "remove a user's second factors (lost device) and end their sessions; audited",
+    async run(args, io) {
+      const [sub, ...rest] = args;
+      if (sub !== 'reset') throw new UsageError(sub === undefined ? 'missing subcommand (reset)' : `unknown subcommand '${sub}'`);
+      const opts = parseOptions(rest, { ...configOption, user: { type: 'string', short: 'u' } });
+      if (opts.user === undefined || opts.user === '') throw new UsageError('--user is required');
+      const { resetMfaFromCli } = await import('./mfa/cli-reset.js');
+      const r = await resetMfaFromCli({ configFile: opts.config ?? defaultConfigFile(io.env), env: io.env, user: opts.user, warn: (m) => io.stderr(`${m}\n`), audit: { write: (line) => io.stderr(line) } });
+      io.stdout(`removed for ${opts.user}: totp ${r.totp ? 'yes' : 'no'}, ${r.webauthn} WebAuthn credential(s), ${r.recoveryCodes} recovery code(s); ${r.sessions} session(s) ended\n`);
+      return 0;
+    },
+  },
 ];
 
 function version(): string {

@@ -131,6 +131,21 @@ export async function checkConfig(config: Config, dir: string): Promise<ConfigIs
     if (reason) add(at, `session secret ${reason}`);
   }
 
+  // MFA (issue 11): a real sealing key; WebAuthn needs a host name (browsers refuse an IP as rpId).
+  if (str(secrets.mfa)) {
+    const reason = weakSecretReason(secrets.mfa);
+    if (reason) add(['secrets', 'mfa'], `MFA secret ${reason}`);
+  }
+  const mfa = isPlainObject(cfg.mfa) ? cfg.mfa : undefined;
+  const publicUrl = str(server.publicUrl) ? validUrl(server.publicUrl) : undefined;
+  if (mfa !== undefined && (mfa.passkeyLogin === true || mfa.webauthn !== undefined) && (publicUrl === undefined || isIP(publicUrl.hostname.replace(/^\[|\]$/g, '')) !== 0)) {
+    add(['server', 'publicUrl'], 'WebAuthn (mfa.webauthn, mfa.passkeyLogin) needs publicUrl with a host name, not an IP address', ['mfa']);
+  }
+  if (mfa !== undefined && isPlainObject(mfa.email) && str(mfa.email.smtp)) {
+    const smtp = validUrl(mfa.email.smtp);
+    if (smtp === undefined || (smtp.protocol !== 'smtp:' && smtp.protocol !== 'smtps:')) add(['mfa', 'email', 'smtp'], 'must be an smtp:// or smtps:// URL');
+  }
+
   // store
   const store = isPlainObject(cfg.store) ? cfg.store : undefined;
   if (store?.driver === 'redis' && store.redis === undefined) add(['store', 'redis'], 'is required when driver is redis', ['store', 'driver']);

@@ -293,7 +293,13 @@ export const ConfigSchema = Strict(
   {
     $schema: Type.Optional(Type.String()),
     server: Type.Optional(ServerSchema),
-    secrets: Type.Optional(Strict({ session: Type.Optional(Type.Union([Secret, Type.Array(Secret, { minItems: 1 })])) })),
+    secrets: Type.Optional(
+      Strict({
+        session: Type.Optional(Type.Union([Secret, Type.Array(Secret, { minItems: 1 })])),
+        // MFA: key for TOTP secrets and WebAuthn credentials at rest (>= 32 bytes; generated and kept in the store when absent).
+        mfa: Type.Optional(Secret),
+      }),
+    ),
     store: Type.Optional(StoreSchema),
     users: Type.Optional(UsersSchema),
     signing: Type.Optional(Strict({ keys: Type.Array(SigningKeySchema, { minItems: 1 }) })),
@@ -303,8 +309,16 @@ export const ConfigSchema = Strict(
     mfa: Type.Optional(
       Strict({
         totp: Type.Optional(Strict({ issuer: Type.Optional(Type.String()), window: Type.Optional(Type.Integer({ minimum: 0, maximum: 1 })) })),
-        email: Type.Optional(Strict({ smtp: Secret, from: Type.String(), codeTtl: Type.Optional(Duration) })),
+        email: Type.Optional(Strict({ smtp: Secret, from: Type.String(), codeTtl: Type.Optional(Duration), sendCooldown: Type.Optional(Duration) })),
         recoveryCodes: Type.Optional(Type.Integer({ minimum: 0, maximum: 50 })),
+        // MFA: WebAuthn (passkeys, security keys); rpId and origin always derive from server.publicUrl.
+        webauthn: Type.Optional(
+          Strict({
+            rpName: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+            userVerification: Type.Optional(Type.String({ enum: ['required', 'preferred', 'discouraged'] })),
+          }),
+        ),
+        passkeyLogin: Type.Optional(Type.Boolean({ description: 'The login page also offers a password-less sign-in with a passkey' })),
       }),
     ),
     tokens: Type.Optional(

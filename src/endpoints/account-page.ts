@@ -20,6 +20,8 @@ export interface MfaFactor {
   /** e.g. "Added 1 Dec 2026", "7 of 10 left". */
   readonly detail?: string | undefined;
   readonly actions: readonly MfaAction[];
+  /** Pages where the factor is managed (the MFA pages: enrolment, passkeys). */
+  readonly links?: readonly { readonly label: string; readonly href: string }[] | undefined;
 }
 
 interface MfaAction {
@@ -148,7 +150,8 @@ function actionForm(action: string, formToken: string, button: string, fields: R
 export function renderMfaSection(factors: readonly MfaFactor[], formToken: string): string {
   if (factors.length === 0) return '';
   const rows = factors.map((f) => {
-    const buttons = f.actions.map((a) => actionForm(a.action, formToken, e(a.label), a.fields, a.danger === true ? 'btn danger small' : 'btn secondary small')).join('');
+    const buttons = f.actions.map((a) => actionForm(a.action, formToken, e(a.label), a.fields, a.danger === true ? 'btn danger small' : 'btn secondary small')).join('')
+      + (f.links ?? []).map((l) => `<a class="btn secondary small" href="${e(l.href)}">${e(l.label)}</a>`).join('');
     return `<li class="item"><div class="item-main"><p class="item-title">${e(f.label)}</p>${f.detail !== undefined ? `<p class="meta">${e(f.detail)}</p>` : ''}</div>${buttons}</li>`;
   });
   return `<section class="card" aria-labelledby="mfa-h"><h2 id="mfa-h">Two-factor authentication</h2>

@@ -12,18 +12,42 @@ import type { Identity } from '../pipeline/types.js';
 import type { Runtime } from '../runtime.js';
 import { acquireSessionService } from '../sessions/service.js';
 import { acquireApiTokens } from '../tokens/api-tokens.js';
+import { acquireMfaService, type MfaService } from '../mfa/service.js';
 import { AccountPage, isAccountNotice, type AccountPageModel, type MfaFactor } from './account-page.js';
 import { isCookieIdentity } from './caller.js';
 import { bodyKind } from './login.js';
 import { clearSessionCookie, endUserSession } from './sessions.js';
 import { createOwnToken, isTokenId } from './tokens.js';
 
-/**
- * The user's second factors for the MFA section. This branch has no MFA service: the section is
- * not rendered. The MFA service plugs in here (its factors mapped to `MfaFactor`).
- */
+/** The user's second factors for the MFA section. */
 export type MfaFactorLister = (user: string) => Promise<readonly MfaFactor[]>;
-const noMfaService: MfaFactorLister = async () => [];
+
+const day = (iso: string | number): string => new Date(iso).toISOString().slice(0, 10);
+
+/**
+ * The MFA service's view of a user as account-page rows: the authenticator app (set up or not),
+ * recovery codes left, each passkey. Changes happen on the MFA pages, which ask for a recent
+ * sign-in before a factor is replaced or removed.
+ */
+function mfaFactorLister(rt: Runtime, mfa: MfaService): MfaFactorLister {
+  const p = rt.ctx.prefix;
+  return async (username) => {
+    const user = await rt.ctx.users.get(username);
+    if (user === undefined) return [];
+    const f = await mfa.listFactors(user);
+    const rows: MfaFactor[] = [{
+      kind: 'totp',
+      label: 'Authenticator app',
+      detail: f.totp.enabled ? `Set up${f.totp.createdAt !== null ? ` on ${day(f.totp.createdAt)}` : ''}` : 'Not set up',
+      actions: [],
+      links: [{ label: f.totp.enabled ? 'Manage' : 'Set up', href: `${p}/mfa/totp` }],
+    }];
+    if (f.totp.enabled) rows.push({ kind: 'recovery', label: 'Recovery codes', detail: `${f.recoveryCodesLeft} left`, actions: [] });
+    for (const c of f.webauthn) rows.push({ kind: 'webauthn', label: c.name, detail: `Passkey, added ${day(c.createdAt)}${c.lastUsedAt !== null ? `, last used ${day(c.lastUsedAt)}` : ''}`, actions: [] });
+    rows.push({ kind: 'webauthn', label: 'Passkeys and security keys', detail: `${f.webauthn.length} registered`, actions: [], links: [{ label: 'Manage', href: `${p}/mfa/passkeys` }] });
+    return rows;
+  };
+}
 
 interface AccountCaller {
   readonly identity: Identity;
@@ -37,8 +61,11 @@ const field = (body: unknown, name: string): string | undefined => {
   return typeof v === 'string' ? v : undefined;
 };
 
-export default async function accountEndpoints(app: FastifyInstance, rt: Runtime, listMfaFactors: MfaFactorLister = noMfaService): Promise<void> {
+export default async function accountEndpoints(app: FastifyInstance, rt: Runtime, factorLister?: MfaFactorLister): Promise<void> {
   const ctx = rt.ctx;
+  const { service: mfa, release: releaseMfa } = acquireMfaService(ctx);
+  rt.onClose(releaseMfa);
+  const listMfaFactors = factorLister ?? mfaFactorLister(rt, mfa);
   const { service: sessions, release: releaseSessions } = acquireSessionService(ctx);
   rt.onClose(releaseSessions);
   const { service: tokens, release: releaseTokens } = acquireApiTokens(ctx);

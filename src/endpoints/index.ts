@@ -10,6 +10,7 @@ import meEndpoints from './me.js';
 import sessionEndpoints from './sessions.js';
 import accountEndpoints from './account.js';
 import oidcEndpoints from './oidc.js';
+import mfaEndpoints from './mfa.js';
 
 export type EndpointPlugin = (app: FastifyInstance, rt: Runtime) => Promise<void>;
 
@@ -23,4 +24,5 @@ export const ENDPOINT_PLUGINS: EndpointPlugin[] = [
   sessionEndpoints,
   accountEndpoints,
   oidcEndpoints,
+  mfaEndpoints,
 ];

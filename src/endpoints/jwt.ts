@@ -5,9 +5,11 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { verifyLogin } from '../credentials/login.js';
 import { GatewayError, sendProblem } from '../errors.js';
 import { requestOrigin } from '../ops/audit.js';
+import { acquireMfaService } from '../mfa/service.js';
 import type { Runtime } from '../runtime.js';
 import { nowSeconds } from '../tokens/jwt-issuer.js';
 import { JwtService } from '../tokens/refresh.js';
+import { sendOtpRequired, verifyApiOtp } from './mfa.js';
 
 /** Query parameters that would put a credential in URLs and logs. */
 const CREDENTIAL_PARAMS = ['refresh', 'token', 'access', 'access_token', 'refresh_token', 'password', 'otp'];
@@ -41,20 +43,30 @@ export default async function jwtEndpoints(app: FastifyInstance, rt: Runtime): P
   const { ctx } = rt;
   const service = new JwtService(ctx);
   rt.onClose(() => service.close());
+  const mfa = acquireMfaService(ctx);
+  rt.onClose(mfa.release);
 
   app.post('/jwt/token', async (request, reply) => {
     refuseQueryCredentials(request);
     const username = field(request, 'username', true);
     const password = field(request, 'password', true);
-    field(request, 'otp', false);
-    const check = await verifyLogin(ctx, username, password, rt.toAuthRequest(request).ip, { method: 'jwt-endpoint' });
+    const otp = field(request, 'otp', false);
+    const ip = rt.toAuthRequest(request).ip;
+    const check = await verifyLogin(ctx, username, password, ip, { method: 'jwt-endpoint' });
     if (!check.ok) {
       const headers = check.code === 'locked' && check.retryAfterSeconds !== undefined ? { 'retry-after': String(check.retryAfterSeconds) } : undefined;
       return sendProblem(reply, check.code, undefined, headers);
     }
-    // A second factor cannot be completed on this endpoint yet: such users sign in at /login.
-    if (check.user.mfaRequired) return sendProblem(reply, 'mfa_required');
-    const pair = await service.issueForLogin(check.user, { amr: ['pwd'], authTime: nowSeconds() });
+    // A user with a second factor sends its code as `otp` (TOTP or a recovery code).
+    const methods = await mfa.service.loginMethods(check.user);
+    let amr = ['pwd'];
+    if (methods !== undefined) {
+      if (otp === undefined || otp === '') return sendOtpRequired(reply);
+      const second = await verifyApiOtp(mfa.service, rt, check.user, otp, ip);
+      if (!second.ok) return sendProblem(reply, second.code, undefined, second.retryAfterSeconds !== undefined ? { 'retry-after': String(second.retryAfterSeconds) } : undefined);
+      amr = ['pwd', second.factor];
+    }
+    const pair = await service.issueForLogin(check.user, { amr, authTime: nowSeconds() });
     return noStore(reply).send(pair);
   });
 

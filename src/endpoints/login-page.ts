@@ -57,6 +57,8 @@ export class LoginPage {
   readonly #logoutAction: string;
   readonly #providers: readonly { name: string; label: string; icon: string | undefined }[];
   readonly #prefix: string;
+  /** `mfa.passkeyLogin`: offer the password-less sign-in (its page runs the WebAuthn script). */
+  readonly #passkeyLogin: boolean;
   /** Response headers of every page (CSP with the stylesheet's hash, framing, referrer, cache). */
   readonly headers: Readonly<Record<string, string>>;
 
@@ -71,6 +73,7 @@ export class LoginPage {
     this.#prefix = ctx.prefix;
     this.#action = `${ctx.prefix}/login`;
     this.#logoutAction = `${ctx.prefix}/logout`;
+    this.#passkeyLogin = ctx.config.mfa?.passkeyLogin === true;
     this.#providers = Object.entries(ctx.config.authenticators ?? {})
       .filter(([, a]) => a.type === 'oidc')
       .map(([name, a]) => ({ name, label: (a as { label?: string }).label ?? name, icon: (a as { icon?: string }).icon }));
@@ -118,6 +121,9 @@ ${this.#shell.brand()}<h1>Sign in</h1>
 <button type="submit" class="btn primary">Sign in</button>
 </form>
 `);
+    if (this.#passkeyLogin) {
+      parts.push(`<div class="divider">or</div>\n<a class="btn secondary" href="${e(`${this.#prefix}/mfa${rdQuery}`)}">Sign in with a passkey</a>\n`);
+    }
     if (this.#providers.length > 0) {
       parts.push(`<div class="divider">or</div>\n<ul class="providers">\n`);
       for (const p of this.#providers) {

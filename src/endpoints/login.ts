@@ -9,6 +9,7 @@ import { audit, requestOrigin } from '../ops/audit.js';
 import { hasBrowserOriginHeaders, isSameOriginRequest } from '../pipeline/csrf.js';
 import type { Identity } from '../pipeline/types.js';
 import type { Runtime } from '../runtime.js';
+import { acquireMfaService } from '../mfa/service.js';
 import { acquireSessionService } from '../sessions/service.js';
 import type { SessionRecord } from '../sessions/types.js';
 import { revokeUserJwtFamilies } from '../tokens/refresh.js';
@@ -71,6 +72,8 @@ export default async function loginEndpoints(app: FastifyInstance, rt: Runtime):
   const ctx = rt.ctx;
   const { service, release } = acquireSessionService(ctx);
   rt.onClose(release);
+  const mfa = acquireMfaService(ctx);
+  rt.onClose(mfa.release);
   const page = new LoginPage(ctx);
   const cookieName = service.cookieName;
 
@@ -144,11 +147,14 @@ export default async function loginEndpoints(app: FastifyInstance, rt: Runtime):
     try {
       // Whatever session the browser brought ends here, whoever it belongs to (fixation).
       await service.destroyByCookie(request.cookies[cookieName]);
-      if (user.mfaRequired) {
-        // No second-factor method exists yet: refuse honestly rather than issue a session.
-        clearSessionCookie(reply);
-        if (!form) return sendProblem(reply, 'mfa_required', 'This account requires a second factor, which is not available for this sign-in.');
-        return fail(reply, true, 'mfa_required', { rd, username });
+      // A second factor is due: a pending session that is never an identity (SPEC 6, THREATS 35).
+      const methods = await mfa.service.loginMethods(user);
+      if (methods !== undefined) {
+        const pending = await service.create({ user: user.username, email: user.email, groups: user.groups, method: 'session', amr: ['pwd'], mfa: false, pendingMfa: { methods }, passwordHash: user.passwordHash });
+        setSessionCookie(reply, pending.cookie);
+        reply.header('cache-control', 'no-store');
+        if (form) return reply.code(303).header('location', `${ctx.prefix}/mfa?rd=${encodeURIComponent(rd)}`).send();
+        return reply.code(200).send({ mfaRequired: true, methods });
       }
       const { session, cookie } = await service.create({
         user: user.username,

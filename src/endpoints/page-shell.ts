@@ -113,6 +113,8 @@ interface PageShellOptions {
   readonly extraCss?: string | undefined;
   /** Inline scripts the page embeds verbatim (the CSP allows exactly their hashes). */
   readonly scripts?: readonly string[] | undefined;
+  /** The page's script calls the gateway's own JSON endpoints (fetch): `connect-src 'self'`. */
+  readonly connectSelf?: boolean | undefined;
 }
 
 /** Branding, stylesheet and response headers of one kind of page, prepared once per loaded config. */
@@ -133,7 +135,7 @@ export class PageShell {
     const scripts = opts.scripts ?? [];
     // A redirect after a form post may go to an allowed other origin: form-action must allow it.
     const formAction = ["'self'", ...cspSources(originPolicy(ctx).redirectOrigins)].join(' ');
-    const scriptSrc = scripts.length > 0 ? `; script-src ${scripts.map(sha256).join(' ')}` : '';
+    const scriptSrc = (scripts.length > 0 ? `; script-src ${scripts.map(sha256).join(' ')}` : '') + (opts.connectSelf === true ? "; connect-src 'self'" : '');
     this.headers = {
       'content-type': 'text/html; charset=utf-8',
       'cache-control': 'no-store',

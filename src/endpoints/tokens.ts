@@ -5,24 +5,26 @@
 // DRF's obtain_auth_token returns the user's one token, creating it if absent. The gateway keeps
 // only hashes, so it cannot hand an existing token back: every call creates a new token named
 // "obtain_auth_token" (still 200 {"token"}), and when the user is at the per-user cap the oldest
-// token of that name is revoked to make room. A user who must use a second factor cannot get a
-// token with a password alone (403 mfa_required): they sign in and use POST /tokens.
+// token of that name is revoked to make room. A user with a second factor sends its code as `otp`
+// (TOTP or a recovery code); without it the answer is 401 with code mfa_required.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { verifyLogin } from '../credentials/login.js';
 import { GatewayError, sendProblem } from '../errors.js';
 import { requestOrigin, type AuditOrigin } from '../ops/audit.js';
 import type { Identity } from '../pipeline/types.js';
+import { acquireMfaService } from '../mfa/service.js';
 import type { Runtime } from '../runtime.js';
 import { acquireApiTokens, MAX_TOKEN_TTL_MS, MAX_TOKENS_PER_USER, SCOPE_RE, type ApiTokenInfo, type ApiTokenService, type CreatedApiToken } from '../tokens/api-tokens.js';
 import { parseDuration } from '../util/duration.js';
 import { signedInCaller } from './caller.js';
+import { sendOtpRequired, verifyApiOtp } from './mfa.js';
 
 export const OBTAIN_TOKEN_NAME = 'obtain_auth_token';
 const MAX_NAME_LENGTH = 100;
 const MAX_SCOPES = 50;
 const MAX_FIELD_LENGTH = 4096;
 /** Query parameters that would put a credential in URLs and logs. */
-const CREDENTIAL_PARAMS = ['password', 'token', 'access_token'];
+const CREDENTIAL_PARAMS = ['password', 'token', 'access_token', 'otp'];
 const CONTROL = /[\u0000-\u001f\u007f]/;
 const ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -136,6 +138,8 @@ async function makeRoomForObtainedToken(service: ApiTokenService, user: string, 
 
 export default async function tokenEndpoints(app: FastifyInstance, rt: Runtime): Promise<void> {
   const { ctx } = rt;
+  const mfa = acquireMfaService(ctx);
+  rt.onClose(mfa.release);
   const { service, release } = acquireApiTokens(ctx);
   rt.onClose(release);
 
@@ -144,12 +148,19 @@ export default async function tokenEndpoints(app: FastifyInstance, rt: Runtime):
     const body = bodyOf(request);
     const username = requiredString(body, 'username');
     const password = requiredString(body, 'password');
-    const check = await verifyLogin(ctx, username, password, rt.toAuthRequest(request).ip, { method: 'token-endpoint' });
+    const otpValue = own(body, 'otp');
+    if (otpValue !== undefined && (typeof otpValue !== 'string' || otpValue.length > 64)) throw new GatewayError('bad_request', 'The field "otp" must be a string.');
+    const ip = rt.toAuthRequest(request).ip;
+    const check = await verifyLogin(ctx, username, password, ip, { method: 'token-endpoint' });
     if (!check.ok) {
       const headers = check.code === 'locked' && check.retryAfterSeconds !== undefined ? { 'retry-after': String(check.retryAfterSeconds) } : undefined;
       return sendProblem(reply, check.code, undefined, headers);
     }
-    if (check.user.mfaRequired) return sendProblem(reply, 'mfa_required', 'Sign in with your second factor and create a token at /tokens.');
+    if ((await mfa.service.loginMethods(check.user)) !== undefined) {
+      if (otpValue === undefined || otpValue === '') return sendOtpRequired(reply);
+      const second = await verifyApiOtp(mfa.service, rt, check.user, otpValue, ip);
+      if (!second.ok) return sendProblem(reply, second.code, undefined, second.retryAfterSeconds !== undefined ? { 'retry-after': String(second.retryAfterSeconds) } : undefined);
+    }
     const origin = requestOrigin(request, { method: 'password' });
     await makeRoomForObtainedToken(service, check.user.username, origin);
     const created = await service.createToken({ user: check.user.username, name: OBTAIN_TOKEN_NAME }, origin);

@@ -24,6 +24,8 @@ const MAX_USER_AGENT_LENGTH = 512;
 const MAX_IP_LENGTH = 64;
 const CACHE_TTL_MS = 30_000;
 const MAX_WRITE_INTERVAL_MS = 60_000;
+/** A session waiting for its second factor lives at most this long (SPEC 6 /login). */
+export const PENDING_MFA_TTL_MS = 5 * 60_000;
 /** How often the store is probed: while it fails, cached sessions are not trusted (THREATS 36). */
 const HEALTH_INTERVAL_MS = 1_000;
 
@@ -215,7 +217,8 @@ export class SessionService {
       ...(input.ip !== undefined ? { ip: input.ip.slice(0, MAX_IP_LENGTH) } : {}),
       ...(input.userAgent !== undefined ? { userAgent: input.userAgent.slice(0, MAX_USER_AGENT_LENGTH) } : {}),
     };
-    const { absoluteMs, idleMs } = this.settings;
+    const { idleMs } = this.settings;
+    const absoluteMs = lifetimeMs(record, this.settings);
     const store = this.#ctx.store;
     await Promise.all([
       store.set(recordKey(id), JSON.stringify(record), absoluteMs),
@@ -340,7 +343,7 @@ export class SessionService {
   /** The cache entry of a live session (timeouts checked, activity recorded), else undefined. */
   async #live(id: string): Promise<CacheEntry | undefined> {
     const now = this.#now();
-    const { idleMs, absoluteMs } = this.settings;
+    const { idleMs } = this.settings;
     let entry = this.#cache.get(id);
     // Idle by this instance's view: another instance may have seen activity, so ask the store.
     if (entry === undefined || this.#storeDown || now - entry.lastSeen > idleMs) {
@@ -356,14 +359,14 @@ export class SessionService {
       }
     }
     if (entry === undefined) return undefined;
-    if (now >= entry.record.createdAt + absoluteMs || now - entry.lastSeen > idleMs) {
+    if (now >= entry.record.createdAt + lifetimeMs(entry.record, this.settings) || now - entry.lastSeen > idleMs) {
       this.#expire(entry.record);
       return undefined;
     }
     entry.lastSeen = now;
     if (now - entry.lastWrite >= this.settings.writeIntervalMs) {
       entry.lastWrite = now;
-      const ttl = Math.min(idleMs, entry.record.createdAt + absoluteMs - now);
+      const ttl = Math.min(idleMs, entry.record.createdAt + lifetimeMs(entry.record, this.settings) - now);
       // Fire and forget: a lost write only makes the idle timeout come a little early.
       this.#ctx.store.set(seenKey(id), String(now), ttl).catch((err: unknown) => {
         this.#markDown();
@@ -427,6 +430,11 @@ export class SessionService {
       this.#ctx.log.debug({ session: record.id, err: errorMessage(err) }, 'expired session not removed');
     });
   }
+}
+
+/** The absolute lifetime of a session: a pending (pre-MFA) one ends after 5 minutes. */
+function lifetimeMs(record: SessionRecord, settings: SessionSettings): number {
+  return record.pendingMfa !== undefined ? Math.min(PENDING_MFA_TTL_MS, settings.absoluteMs) : settings.absoluteMs;
 }
 
 function errorMessage(err: unknown): string {

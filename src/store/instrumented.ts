@@ -2,7 +2,7 @@
 import type { Metrics } from '../ops/metrics.js';
 import type { Store } from './types.js';
 
-const TIMED = ['get', 'set', 'setIfAbsent', 'take', 'delete', 'incr', 'ttl', 'indexAdd', 'indexRemove', 'indexMembers', 'publish', 'ping'] as const;
+const TIMED = ['get', 'set', 'setIfAbsent', 'compareAndSet', 'take', 'delete', 'incr', 'ttl', 'indexAdd', 'indexRemove', 'indexMembers', 'publish', 'ping'] as const;
 
 export function instrumentStore(store: Store, metrics: Metrics): Store {
   const wrapped: Record<string, unknown> = Object.create(store) as Record<string, unknown>;

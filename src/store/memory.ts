@@ -53,6 +53,13 @@ export class MemoryStore implements Store {
     return true;
   }
 
+  async compareAndSet(key: string, expected: string | null, value: string, ttlMs?: number): Promise<boolean> {
+    this.#check();
+    if ((this.#kv.get(key) ?? null) !== expected) return false;
+    this.#kv.set(key, value, { ttl: normalizeTtl(ttlMs) ?? 0 });
+    return true;
+  }
+
   async take(key: string): Promise<string | null> {
     this.#check();
     const value = this.#kv.get(key);

@@ -48,7 +48,18 @@ const INDEX_MEMBERS_LUA = `${NOW_LUA}
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now))
 return redis.call('ZRANGE', KEYS[1], 0, -1)`;
 
+// Compare-and-set: ARGV[1] '1' = expect the value ARGV[2], '0' = expect no key; then SET ARGV[3]
+// with PX ARGV[4] (0 = no TTL). Returns 1 when it wrote.
+const CAS_LUA = `
+local cur = redis.call('GET', KEYS[1])
+local match
+if ARGV[1] == '1' then match = (cur == ARGV[2]) else match = (cur == false) end
+if not match then return 0 end
+if tonumber(ARGV[4]) > 0 then redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4]) else redis.call('SET', KEYS[1], ARGV[3]) end
+return 1`;
+
 interface ScriptCommands {
+  authgateCas(key: string, hasExpected: string, expected: string, value: string, ttlMs: number): Promise<number>;
   authgateIncr(key: string, by: number, ttlMs: number): Promise<number>;
   authgateIndexAdd(key: string, member: string, ttlMs: number): Promise<number>;
   authgateIndexMembers(key: string): Promise<string[]>;
@@ -144,6 +155,7 @@ export class RedisStore implements Store {
     this.#subs = new Subscribers((err, channel) => this.#log.error({ store: 'redis', channel, err: String(err) }, 'store subscriber failed'));
     const r = openClient(opts);
     r.defineCommand('authgateIncr', { numberOfKeys: 1, lua: INCR_LUA });
+    r.defineCommand('authgateCas', { numberOfKeys: 1, lua: CAS_LUA });
     r.defineCommand('authgateIndexAdd', { numberOfKeys: 1, lua: INDEX_ADD_LUA });
     r.defineCommand('authgateIndexMembers', { numberOfKeys: 1, lua: INDEX_MEMBERS_LUA });
     // Without an 'error' listener ioredis prints every failed reconnect attempt.
@@ -209,6 +221,14 @@ export class RedisStore implements Store {
     try {
       const reply = ttl === undefined ? await this.#r.set(key, value, 'NX') : await this.#r.set(key, value, 'PX', ttl, 'NX');
       return reply === 'OK';
+    } catch (err) {
+      return this.#fail(err);
+    }
+  }
+
+  async compareAndSet(key: string, expected: string | null, value: string, ttlMs?: number): Promise<boolean> {
+    try {
+      return (await this.#r.authgateCas(key, expected === null ? '0' : '1', expected ?? '', value, normalizeTtl(ttlMs) ?? 0)) === 1;
     } catch (err) {
       return this.#fail(err);
     }

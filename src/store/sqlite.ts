@@ -64,6 +64,7 @@ export class SqliteStore implements Store {
   readonly #get: Database.Statement<[string, number], string>;
   readonly #set: Database.Statement<[string, string, number | null]>;
   readonly #setIfAbsent: Database.Statement<[string, string, number | null, number]>;
+  readonly #cas: Database.Transaction<(key: string, expected: string | null, value: string, expires: number | null) => boolean>;
   readonly #take: Database.Statement<[string], [string, number | null]>;
   readonly #delete: Database.Statement<[string]>;
   readonly #incr: Database.Statement<[string, number, number | null, number, number, number, number, number | null], string>;
@@ -101,6 +102,13 @@ export class SqliteStore implements Store {
          SET value = excluded.value, expires_at = excluded.expires_at
          WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= ?`,
       );
+      // IMMEDIATE (see compareAndSet): the write lock is taken before the read, so two processes
+      // on one file cannot both read the old value.
+      this.#cas = db.transaction((key: string, expected: string | null, value: string, expires: number | null): boolean => {
+        if ((this.#get.get(key, Date.now()) ?? null) !== expected) return false;
+        this.#set.run(key, value, expires);
+        return true;
+      });
       this.#take = db.prepare<[string], [string, number | null]>('DELETE FROM kv WHERE key = ? RETURNING value, expires_at').raw();
       this.#delete = db.prepare('DELETE FROM kv WHERE key = ?');
       // Parameters: key, by, expiresAt, now, by, by, now, expiresAt. JS numbers bind as REAL, hence the casts.
@@ -162,6 +170,10 @@ export class SqliteStore implements Store {
 
   setIfAbsent(key: string, value: string, ttlMs?: number): Promise<boolean> {
     return this.#run(() => this.#setIfAbsent.run(key, value, expiresAt(ttlMs), Date.now()).changes === 1);
+  }
+
+  compareAndSet(key: string, expected: string | null, value: string, ttlMs?: number): Promise<boolean> {
+    return this.#run(() => this.#cas.immediate(key, expected, value, expiresAt(ttlMs)));
   }
 
   take(key: string): Promise<string | null> {

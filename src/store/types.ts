@@ -16,6 +16,12 @@ export interface Store {
   set(key: string, value: string, ttlMs?: number): Promise<void>;
   /** Set only when absent (one-time use markers). True when this call set it. */
   setIfAbsent(key: string, value: string, ttlMs?: number): Promise<boolean>;
+  /**
+   * Atomic compare-and-set: write `value` only when the current value equals `expected` (null =
+   * absent or expired). True when this call wrote. Used where "only if nobody moved it since I
+   * read it" matters across instances, e.g. the last accepted TOTP time step (RFC 6238 §5.2).
+   */
+  compareAndSet(key: string, expected: string | null, value: string, ttlMs?: number): Promise<boolean>;
   /** Atomically read and delete (single-use codes, refresh tokens). */
   take(key: string): Promise<string | null>;
   delete(key: string): Promise<void>;

@@ -33,6 +33,8 @@ export function jwtSettings(cfg: GatewayContext['config']['jwt']): JwtSettings {
 /** 128-bit random identifier (jti, family id), base64url. */
 export const newTokenId = (): string => randomBytes(16).toString('base64url');
 
+const SECOND_FACTORS: ReadonlySet<string> = new Set(['otp', 'recovery', 'email', 'hwk', 'mfa']);
+
 export const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 
 export interface AccessTokenInput {
@@ -67,6 +69,8 @@ export function issueAccessToken(ctx: Pick<GatewayContext, 'signing' | 'publicUr
     exp,
     token_use: 'access',
     amr: [...input.amr],
+    // A second factor took part in the sign-in (RFC 8176 values the gateway's MFA adds).
+    mfa: input.amr.some((a) => SECOND_FACTORS.has(a)),
     auth_time: input.authTime,
     ...(input.user.email !== undefined ? { email: input.user.email } : {}),
     groups: [...input.user.groups],

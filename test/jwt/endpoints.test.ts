@@ -110,13 +110,13 @@ t.test('form bodies, verify, revoke', async (t) => {
   t.equal((await post(gw, '/jwt/refresh', { refresh })).status, 401);
 });
 
-t.test('login failures: 400, 401, 403 mfa_required, 429 locked', async (t) => {
+t.test('login failures: 400, 401, 401 mfa_required, 429 locked', async (t) => {
   const { gw } = await start(t);
   t.match(await post(gw, '/jwt/token', { username: 'alice' }), { status: 400, body: { code: 'bad_request' } });
   t.match(await post(gw, '/jwt/token', { username: 'alice', password: ['x'] }), { status: 400 });
   t.match(await post(gw, '/jwt/token', { username: 'nobody', password: 'x' }), { status: 401, body: { code: 'invalid_credentials' } });
   t.match(await post(gw, '/jwt/token', { username: 'carol', password: 'alice-pw' }), { status: 401, body: { code: 'invalid_credentials' } }, 'disabled user');
-  t.match(await post(gw, '/jwt/token', { username: 'bob', password: 'alice-pw' }), { status: 403, body: { code: 'mfa_required' } }, 'MFA users cannot get tokens here');
+  t.match(await post(gw, '/jwt/token', { username: 'bob', password: 'alice-pw' }), { status: 401, body: { code: 'mfa_required' } }, 'MFA users need an otp (issue 11)');
   for (let i = 0; i < 3; i++) await post(gw, '/jwt/token', { username: 'alice', password: 'wrong' });
   const locked = await post(gw, '/jwt/token', { username: 'alice', password: 'alice-pw' });
   t.equal(locked.status, 429);

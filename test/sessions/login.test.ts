@@ -247,15 +247,15 @@ t.test('THREATS 32: logout ends the session; GET logout is refused', async (t) =
   t.equal(refreshed.status, 401, 'the refresh token is revoked by the logout');
 });
 
-t.test('THREATS 35: an MFA-required user gets no session; a pre-MFA session is no identity', async (t) => {
+t.test('THREATS 35: an MFA-required user gets only a pending session; a pre-MFA session is no identity', async (t) => {
   const { gw, echo } = await gateway(t);
   const json = await jsonLogin(gw.url, 'mfa-user', PASSWORDS.mfa);
-  t.equal(json.status, 403);
-  t.match(json.json(), { code: 'mfa_required' });
-  t.notOk(cookieValue(json), 'no session cookie issued');
+  t.equal(json.status, 200);
+  t.same(json.json(), { mfaRequired: true, methods: ['enroll'] });
+  t.equal((await me(gw.url, cookieValue(json))).status, 401, 'the pending session is no identity');
   const form = await formLogin(gw.url, { username: 'mfa-user', password: PASSWORDS.mfa });
-  t.equal(form.status, 403);
-  t.match(form.body, /requires a second factor/);
+  t.equal(form.status, 303);
+  t.equal(form.headers.location, '/.auth/mfa?rd=%2F');
 
   const { service, release } = acquireSessionService(gw.current().ctx);
   t.teardown(release);

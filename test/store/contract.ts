@@ -163,6 +163,22 @@ export function storeContract(t: Test, h: StoreHarness): void {
     t.equal(await store.get('race'), `v${winners[0]}`, "the stored value is the winner's");
   });
 
+  t.test('compareAndSet writes only over the expected value, one winner among concurrent calls', async (t) => {
+    const { store, peer } = await h.open(t);
+    const other = peer ? await peer() : store;
+    t.equal(await store.compareAndSet('cas', 'x', 'y', 60_000), false, 'absent is not "x"');
+    t.equal(await store.compareAndSet('cas', null, '1', 60_000), true, 'absent expected: written');
+    t.equal(await store.compareAndSet('cas', null, '2', 60_000), false, 'no longer absent');
+    t.equal(await store.get('cas'), '1');
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? store : other).compareAndSet('cas', '1', `v${i}`, 60_000)));
+    const winners = results.flatMap((won, i) => (won ? [i] : []));
+    t.equal(winners.length, 1, 'one winner');
+    t.equal(await store.get('cas'), `v${winners[0]}`);
+    await store.set('brief-cas', 'a', 50);
+    t.ok(await waitFor(async () => (await store.get('brief-cas')) === null), 'expired');
+    t.equal(await store.compareAndSet('brief-cas', null, 'b'), true, 'an expired value counts as absent');
+  });
+
   t.test('take reads and deletes atomically', async (t) => {
     const { store, peer } = await h.open(t);
     await store.set('code', 'secret', 60_000);

@@ -4,6 +4,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { generate } from 'otplib';
 import t from 'tap';
 import { hashPassword } from '../../src/credentials/passwords.js';
 import { startTestEcho, startTestGateway, type TestGateway } from '../helpers/gateway.js';
@@ -164,6 +165,26 @@ t.test('97 no secret in any log line, at trace level, across every credential ki
   const ts = Math.floor(Date.now() / 1000);
   ok('hook', await send(gw.url, '/hooks/x', { method: 'POST', headers: { 'content-type': 'text/plain', 'x-signature-timestamp': String(ts), 'x-hub-signature-256': 'sha256=' + createHmac('sha256', HOOK_SECRET).update(`${ts}.body`).digest('hex') }, body: 'body' }));
 
+  // MFA (issue 11): the TOTP secret, the enrolment and login codes, recovery codes.
+  const codes: string[] = [];
+  if (secrets['session cookie'] !== undefined) {
+    const withCookie = { ...json, cookie: `authgate_session=${secrets['session cookie']}` };
+    const enrol = await send(gw.url, '/.auth/mfa/totp/enroll', { method: 'POST', headers: withCookie, body: '{}' });
+    ok('mfa enroll', enrol);
+    const totpSecret = enrol.json<{ secret: string }>().secret;
+    secrets['TOTP secret'] = totpSecret;
+    const confirmCode = await generate({ secret: totpSecret });
+    const confirmed = await send(gw.url, '/.auth/mfa/totp/confirm', { method: 'POST', headers: withCookie, body: JSON.stringify({ code: confirmCode }) });
+    ok('mfa confirm', confirmed);
+    const recovery = confirmed.json<{ recoveryCodes: string[] }>().recoveryCodes;
+    const nextCode = await generate({ secret: totpSecret, epoch: Math.floor(Date.now() / 1000) + 30 });
+    ok('jwt with a wrong otp', await send(gw.url, '/.auth/jwt/token', { method: 'POST', headers: json, body: JSON.stringify({ username: 'alice', password: PASSWORD, otp: '000000' }) }), 401);
+    ok('jwt with otp', await send(gw.url, '/.auth/jwt/token', { method: 'POST', headers: json, body: JSON.stringify({ username: 'alice', password: PASSWORD, otp: nextCode }) }));
+    ok('jwt with a recovery code', await send(gw.url, '/.auth/jwt/token', { method: 'POST', headers: json, body: JSON.stringify({ username: 'alice', password: PASSWORD, otp: recovery[0] }) }));
+    ok('jwt with a spent recovery code', await send(gw.url, '/.auth/jwt/token', { method: 'POST', headers: json, body: JSON.stringify({ username: 'alice', password: PASSWORD, otp: recovery[0] }) }), 401);
+    codes.push(confirmCode, nextCode, ...recovery);
+  }
+
   const queryToken = 'qtoken-' + rnd();
   const queryKey = 'qkey-' + rnd();
   secrets['?access_token='] = queryToken;
@@ -180,6 +201,10 @@ t.test('97 no secret in any log line, at trace level, across every credential ki
   const all = gw.rawLogs.join('\n');
   t.ok(gw.logs.some((l) => l.msg === 'request' && l.route === 'hooks' && l.status === 200), 'request lines are there to search');
   t.notOk(all.includes('hunter2') || all.includes('internal.corp'), 'the AS error body is not logged');
+  for (const code of codes) {
+    // Short codes: searched as a logged value would appear, quoted or after '='.
+    t.notOk(all.includes(`"${code}"`) || all.includes(`=${code}`) || (code.includes('-') && all.includes(code)), 'no one-time or recovery code in the logs');
+  }
   for (const [what, secret] of Object.entries(secrets)) {
     t.ok(secret.length >= 16, `${what} fixture is long enough to search for`);
     t.notOk(all.includes(secret), `${what}: not in the logs`);
