@@ -1,7 +1,6 @@
 // Helpers for the MFA tests: a gateway with MFA users and routes, TOTP codes from otplib for a
 // chosen moment, and the enrolment / login steps as a browser or API client performs them.
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { generate } from 'otplib';
 import { stringify } from 'yaml';
 import { startTestEcho, startTestGateway, type Teardown, type TestGateway } from '../helpers/gateway.js';
@@ -99,16 +98,7 @@ export async function enrolTotp(base: string, cookie: string): Promise<{ secret:
 }
 
 /** A port that was free a moment ago (WebAuthn needs publicUrl http://localhost:<port> before start). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../helpers/redis.js';
 
 /** The JSON payload of a JWT (no verification: the tests read what the gateway issued). */
 export function jwtPayload(token: string): Record<string, unknown> {
