@@ -38,7 +38,8 @@ export async function startDjangoSite(): Promise<DjangoSite | string> {
     await admin.end().catch(() => undefined);
   };
   const out = await new Promise<string | Error>((resolve) => {
-    const env = { ...process.env, DJANGO_DB_NAME: db, DJANGO_SECRET_KEY: secretKey, PYTHONDONTWRITEBYTECODE: '1' };
+    // The access token must outlive the whole run (simplejwt's default is 5 minutes).
+    const env = { ...process.env, DJANGO_DB_NAME: db, DJANGO_SECRET_KEY: secretKey, DJSITE_ACCESS_MINUTES: '120', PYTHONDONTWRITEBYTECODE: '1' };
     execFile(PYTHON, [FIXTURE, 'setup'], { env, timeout: 120_000 }, (err, stdout, stderr) => resolve(err ? new Error(stderr.split('\n').filter(Boolean).pop() ?? err.message) : stdout));
   });
   if (out instanceof Error) {
