@@ -1,7 +1,7 @@
 // Builds one gateway (public app + admin app) from a loaded config. A reload builds a new one
 // and swaps it in (see gateway.ts); nothing here listens on a socket.
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage, ServerResponse, Server } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type pino from 'pino';
@@ -243,4 +243,3 @@ async function assemble(
   };
 }
 
-export type { Server };

@@ -1,6 +1,6 @@
 // The configuration schema (SPEC section 3). The TypeScript types and the published
 // config/authgate.schema.json both come from here, so they cannot drift apart.
-import { Type, type Static, type TSchema, type TObject, type TProperties } from '@sinclair/typebox';
+import { Type, type Static, type TObject, type TProperties } from '@sinclair/typebox';
 
 /** `30s`, `5m`, `12h`, `30d`, `250ms` or a number of seconds. Parse with util/duration.ts. */
 export const Duration = Type.Union(
@@ -370,8 +370,5 @@ export type RouteConfig = Static<typeof RouteSchema>;
 export type CorsConfig = Static<typeof CorsSchema>;
 export type ServerConfig = Static<typeof ServerSchema>;
 export type StoreConfig = Static<typeof StoreSchema>;
-export type UsersConfig = Static<typeof UsersSchema>;
-export type SigningKeyConfig = Static<typeof SigningKeySchema>;
 export type LoginConfig = Static<typeof LoginSchema>;
 export type IdentityConfig = Static<typeof IdentitySchema>;
-export type AnySchema = TSchema;

@@ -6,10 +6,6 @@ import { ALERT_ICON, escapeHtml, PageShell } from './page-shell.js';
 
 export { escapeHtml } from './page-shell.js';
 
-export interface LoginProviderButton {
-  readonly label: string;
-  readonly href: string;
-}
 
 export type LoginPageError = 'invalid_credentials' | 'bad_request' | 'locked' | 'store_unavailable' | 'mfa_required';
 

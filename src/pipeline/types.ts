@@ -4,9 +4,6 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ErrorCode } from '../errors.js';
 
-/** How a caller proved who they are; `amr` values follow RFC 8176 where one fits. */
-export type AuthFactor = 'pwd' | 'otp' | 'mfa' | 'email' | 'recovery' | 'hwk' | 'swk' | 'kba' | 'fed' | 'key' | 'token' | 'jwt' | 'plugin';
-
 export interface Identity {
   /** Username (the value of X-Auth-User). */
   readonly user: string;

@@ -4,7 +4,7 @@
 // Builds one gateway (public app + admin app) from a loaded config. A reload builds a new one
 // and swaps it in (see gateway.ts); nothing here listens on a socket.
 import { randomBytes } from 'node:crypto';
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse, Server } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -567,4 +567,3 @@ async function assemble(
   };
 }
 
-export type { Server };
