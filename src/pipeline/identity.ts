@@ -61,11 +61,6 @@ export class IdentityHeaders {
     return this.foldedExact.size > 0 && (name.includes('_') || name.includes('.') || this.foldedExact.has(name)) && this.foldedExact.has(foldHeaderName(name));
   }
 
-  /** Remove every inbound header that is managed (in any alias spelling). */
-  strip(headers: Record<string, unknown>): void {
-    for (const name in headers) if (this.isManaged(name)) delete headers[name];
-  }
-
   /** Set the identity headers; values are made safe for a header line. */
   apply(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>, identity: Identity): void {
     const n = this.names;

@@ -18,6 +18,14 @@ const FORWARDED_CONTEXT = [
   'cf-connecting-ip', 'x-cluster-client-ip', 'front-end-https', 'x-url-scheme',
 ];
 
+/**
+ * Removes a header by setting it to undefined, which undici skips: `delete` on the request's own
+ * header object would turn it into a slow dictionary on every authenticated request.
+ */
+function unset(headers: IncomingHttpHeaders, name: string): void {
+  if (headers[name] !== undefined) headers[name] = undefined;
+}
+
 export interface ForwardContext {
   identity: Identity | undefined;
   clientIp: string;
@@ -48,17 +56,24 @@ function stripForwardedContext(headers: IncomingHttpHeaders, trustedPeer: boolea
     if (c !== 120 /* x */ && c !== 102 /* f */ && c !== 116 /* t */ && c !== 99 /* c */) continue;
     const alias = name.includes('_') || name.includes('.');
     const n = alias ? name.replace(/[_.]/g, '-') : name;
-    if (n.startsWith('x-forwarded-') || n === 'forwarded') delete headers[name];
-    else if ((alias || !trustedPeer) && FORWARDED_CONTEXT.includes(n)) delete headers[name];
+    if (n.startsWith('x-forwarded-') || n === 'forwarded') unset(headers, name);
+    else if ((alias || !trustedPeer) && FORWARDED_CONTEXT.includes(n)) unset(headers, name);
   }
   return typeof priorFor === 'string' && priorFor !== '' ? priorFor : undefined;
 }
 
+/** `rewriteForwardHeaders` leaves removed headers as undefined; node:http.request wants them gone. */
+export function withoutUnset(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  for (const name in headers) if (headers[name] === undefined) delete headers[name];
+  return headers;
+}
+
+/** The headers the upstream receives; a removed header is left undefined (undici skips it). */
 export function rewriteForwardHeaders(headers: IncomingHttpHeaders, fc: ForwardContext, identityHeaders: IdentityHeaders): IncomingHttpHeaders {
-  for (let i = 0; i < DROP_ALWAYS.length; i++) delete headers[DROP_ALWAYS[i] as string];
+  for (let i = 0; i < DROP_ALWAYS.length; i++) unset(headers, DROP_ALWAYS[i] as string);
   const te = headers.te;
-  if (te !== undefined && te !== 'trailers') delete headers.te;
-  identityHeaders.strip(headers as Record<string, unknown>);
+  if (te !== undefined && te !== 'trailers') headers.te = undefined;
+  for (const name in headers) if (headers[name] !== undefined && identityHeaders.isManaged(name)) headers[name] = undefined;
   const priorFor = stripForwardedContext(headers, fc.trustedPeer);
   // The gateway's own set: the hop it appends is the peer it saw (nginx's $proxy_add_x_forwarded_for),
   // protocol and host are the ones it matched the route with.
@@ -68,21 +83,19 @@ export function rewriteForwardHeaders(headers: IncomingHttpHeaders, fc: ForwardC
 
   if (fc.stripCredentials) {
     if (fc.identity !== undefined) {
-      delete headers.authorization;
-      for (let i = 0; i < fc.credentialHeaders.length; i++) delete headers[fc.credentialHeaders[i] as string];
+      unset(headers, 'authorization');
+      for (let i = 0; i < fc.credentialHeaders.length; i++) unset(headers, fc.credentialHeaders[i] as string);
     }
     const cookie = headers.cookie;
     if (cookie !== undefined && cookie.includes(fc.sessionCookie)) {
       const kept = removeCookie(cookie, fc.sessionCookie);
-      if (kept === '') delete headers.cookie;
-      else headers.cookie = kept;
+      headers.cookie = kept === '' ? undefined : kept;
     }
     for (const name of fc.credentialCookies ?? []) {
       const c = headers.cookie;
       if (c === undefined || !c.includes(name)) continue;
       const kept = removeCookie(c, name);
-      if (kept === '') delete headers.cookie;
-      else headers.cookie = kept;
+      headers.cookie = kept === '' ? undefined : kept;
     }
   }
   if (fc.identity !== undefined) {

@@ -41,7 +41,7 @@ function dropConnectionListed(headers: IncomingHttpHeaders): void {
   if (typeof connection !== 'string') return;
   for (const token of connection.split(',')) {
     const name = token.trim().toLowerCase();
-    if (name !== '') delete headers[name];
+    if (name !== '' && headers[name] !== undefined) headers[name] = undefined;
   }
 }
 
@@ -175,7 +175,7 @@ export class ProxyHandler {
     const startedAt = performance.now();
     const { metrics } = this.deps;
     const timeout = route.data.timeoutMs;
-    if (body === undefined && !streamBody) delete headers['content-length'];
+    if (body === undefined && !streamBody && headers['content-length'] !== undefined) headers['content-length'] = undefined;
     const options: Dispatcher.DispatchOptions = {
       path,
       method: method as Dispatcher.HttpMethod,
