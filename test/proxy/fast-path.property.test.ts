@@ -22,9 +22,10 @@ const sha = (k: string): string => 'sha256:' + createHash('sha256').update(k).di
 /** Headers that describe the connection between gateway and upstream, not the request. */
 const CONNECTION_LEVEL = new Set(['connection', 'keep-alive', 'content-length', 'transfer-encoding']);
 
+/** The headers as a set: the order in which the two proxies emit them carries no meaning. */
 function comparable(headers: Record<string, string | string[] | undefined>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(headers)) if (!CONNECTION_LEVEL.has(k)) out[k] = v;
+  for (const k of Object.keys(headers).sort()) if (!CONNECTION_LEVEL.has(k)) out[k] = headers[k];
   return out;
 }
 
