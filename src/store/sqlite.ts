@@ -15,6 +15,21 @@ const EVENT_BATCH = 500;
 const PURGE_INTERVAL_MS = 30_000;
 const PURGE_BATCH = 5_000;
 const BUSY_TIMEOUT_MS = 2_000;
+const OPEN_RETRY_MS = 10_000;
+
+/** Runs a start-up step again while another process holds the lock (start-up only: it blocks). */
+function retryWhileBusy<T>(step: () => T): T {
+  const until = Date.now() + OPEN_RETRY_MS;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let delay = 10; ; delay = Math.min(delay * 2, 200)) {
+    try {
+      return step();
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() >= until) throw err;
+      Atomics.wait(pause, 0, 0, delay);
+    }
+  }
+}
 
 export interface SqliteStoreOptions {
   /** Database file; its directory is created when missing. */
@@ -88,9 +103,11 @@ export class SqliteStore implements Store {
     this.#db = db;
     try {
       db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-      db.pragma('journal_mode = WAL');
+      // Several processes opening one file at once (server.workers) can meet a lock that SQLite's
+      // busy handler does not wait for (the switch to WAL, schema creation): retried for a while.
+      retryWhileBusy(() => db.pragma('journal_mode = WAL'));
       db.pragma('synchronous = NORMAL');
-      db.exec(SCHEMA);
+      retryWhileBusy(() => db.exec(SCHEMA));
 
       this.#get = db.prepare<[string, number], string>('SELECT value FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)').pluck();
       this.#set = db.prepare(
