@@ -1,7 +1,10 @@
 // Builds the header set the upstream receives (SPEC 4 steps 3 and 7, THREATS J).
 import type { IncomingHttpHeaders } from 'node:http';
+import type { AssertionSigner } from '../pipeline/assertion.js';
+import type { Route } from '../pipeline/decide.js';
 import type { IdentityHeaders } from '../pipeline/identity.js';
 import type { Identity } from '../pipeline/types.js';
+import type { ClientInfo } from './client-info.js';
 
 /** Hop-by-hop and request-smuggling-prone headers never forwarded (undici refuses several). */
 const DROP_ALWAYS = [
@@ -42,6 +45,24 @@ export interface ForwardContext {
   /** Other consumed session cookies (django-session), removed with it. */
   credentialCookies?: readonly string[] | undefined;
   assertion?: string | undefined;
+}
+
+/** The forwarding context of one allowed request: the same for proxied requests and WebSocket upgrades. */
+export function forwardContextFor(route: Route, client: ClientInfo, identity: Identity | undefined, gw: { sessionCookie: string; assertion: AssertionSigner | undefined }): ForwardContext {
+  const data = route.data;
+  return {
+    identity,
+    clientIp: client.ip,
+    peer: client.peer,
+    trustedPeer: client.trusted,
+    protocol: client.protocol,
+    host: client.host,
+    stripCredentials: !data.passCredentials,
+    credentialHeaders: data.credentialHeaders,
+    sessionCookie: gw.sessionCookie,
+    credentialCookies: data.credentialCookies,
+    assertion: identity && gw.assertion ? gw.assertion.assertionFor(identity, route.name) : undefined,
+  };
 }
 
 /**

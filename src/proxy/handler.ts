@@ -11,7 +11,7 @@ import { REFUSED_METHODS, type Route } from '../pipeline/decide.js';
 import { encodePath } from '../routing/normalize.js';
 import { clientInfo } from './client-info.js';
 import { answerPreflight, applyCorsToUpstreamHeaders, corsResponseHeaders, preflightMethod } from './cors.js';
-import { connectionNamesFraming, hasAmbiguousCredentials, rewriteForwardHeaders, stripQueryParams } from './forward-headers.js';
+import { connectionNamesFraming, forwardContextFor, hasAmbiguousCredentials, rewriteForwardHeaders, stripQueryParams } from './forward-headers.js';
 import { rawAuthRequest, readBody, type FastPathDeps } from './request.js';
 import { writeProblem, writeRedirect } from './respond.js';
 import { isConnectFailure, isTimeout, type UpstreamTarget } from './upstream.js';
@@ -134,19 +134,7 @@ export class ProxyHandler {
     // The chain has run: the request's own header object becomes the forwarded one (no copy).
     const headers = req.headers;
     dropConnectionListed(headers);
-    rewriteForwardHeaders(headers, {
-      identity,
-      clientIp: client.ip,
-      peer: client.peer,
-      trustedPeer: client.trusted,
-      protocol: client.protocol,
-      host: client.host,
-      stripCredentials: !data.passCredentials,
-      credentialHeaders: data.credentialHeaders,
-      sessionCookie: this.deps.sessionCookie,
-      credentialCookies: data.credentialCookies,
-      assertion: identity && this.deps.assertion ? this.deps.assertion.assertionFor(identity, route.name) : undefined,
-    }, this.deps.identityHeaders);
+    rewriteForwardHeaders(headers, forwardContextFor(route, client, identity, this.deps), this.deps.identityHeaders);
     headers.host = upstream.host;
     if (body !== undefined) headers['content-length'] = String(body.length);
     await this.forward(req, res, route, upstream, method, path, headers, body, streamBody, corsRequest);

@@ -14,7 +14,7 @@ import type { AuthRequest } from '../pipeline/types.js';
 import { encodePath } from '../routing/normalize.js';
 import type { Trust } from '../util/trust.js';
 import { clientInfo } from './client-info.js';
-import { hasAmbiguousCredentials, rewriteForwardHeaders, stripQueryParams, withoutUnset } from './forward-headers.js';
+import { forwardContextFor, hasAmbiguousCredentials, rewriteForwardHeaders, stripQueryParams, withoutUnset } from './forward-headers.js';
 
 export interface UpgradeContext {
   ctx: GatewayContext;
@@ -66,19 +66,7 @@ async function run(u: UpgradeContext, req: IncomingMessage, socket: Duplex, head
   if (decision.kind === 'deny') return refuse(socket, decision.redirect ? 'unauthenticated' : decision.code, decision.headers ?? {});
 
   const upstream = data.upstream.pick(Date.now());
-  const headers = withoutUnset(rewriteForwardHeaders({ ...req.headers }, {
-    identity: decision.identity,
-    clientIp: client.ip,
-    peer: client.peer,
-    trustedPeer: client.trusted,
-    protocol: client.protocol,
-    host: client.host,
-    stripCredentials: !data.passCredentials,
-    credentialHeaders: data.credentialHeaders,
-    sessionCookie: u.sessionCookie,
-    credentialCookies: data.credentialCookies,
-    assertion: decision.identity && u.assertion ? u.assertion.assertionFor(decision.identity, route.name) : undefined,
-  }, u.identityHeaders));
+  const headers = withoutUnset(rewriteForwardHeaders({ ...req.headers }, forwardContextFor(route, client, decision.identity, u), u.identityHeaders));
   headers.connection = 'Upgrade';
   headers.upgrade = 'websocket';
   const url = new URL(upstream.origin);
