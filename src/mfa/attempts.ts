@@ -1,13 +1,15 @@
 // One code attempt against an account (SPEC 6 "Brute force"): TOTP, recovery and email codes and
 // passkey assertions all count in the login lockout, per account and per client address, so a
 // second factor cannot be guessed faster than a password. This is the only place MFA touches
-// `ctx.lockout`: switching to a reserve-then-verify lockout API changes this function alone.
+// `ctx.lockout`. The code attempt is reserved in the store before the code is checked
+// (attemptWithLockout), so concurrent guesses cannot get past the limit between check and count.
 //
 // Code failures count under their own account key (`<user>#mfa`): a correct password resets the
 // password counter, and must not reset the code counter too — otherwise whoever knows the
 // password could sign in again between guesses (THREATS 55). A locked password account locks
 // its codes as well; the per-address counter is the one the password shares.
 import type { GatewayContext } from '../context.js';
+import { attemptWithLockout } from '../credentials/lockout.js';
 
 export type AttemptResult =
   | { readonly ok: true }
@@ -19,7 +21,8 @@ function codeAccount(account: string): string {
 }
 
 /**
- * Checks the locks, runs `verify` (which must consume what it accepts), and records the outcome.
+ * Refuses while the password account is locked, then reserves one code attempt (account
+ * `<user>#mfa` and the address) before running `verify` (which must consume what it accepts).
  * `account` is the username (or, for an unknown passkey, a stand-in: unknown accounts count too).
  */
 export async function attemptCode(
@@ -28,12 +31,10 @@ export async function attemptCode(
   address: string,
   verify: () => Promise<boolean>,
 ): Promise<AttemptResult> {
-  const [password, codes] = await Promise.all([ctx.lockout.check(account, address), ctx.lockout.check(codeAccount(account), address)]);
-  for (const lock of [password, codes]) if (lock.locked) return { ok: false, code: 'locked', retryAfterSeconds: lock.retryAfterSeconds };
-  if (await verify()) {
-    await ctx.lockout.recordSuccess(codeAccount(account));
-    return { ok: true };
-  }
-  await ctx.lockout.recordFailure(codeAccount(account), address);
+  const password = await ctx.lockout.check(account, address);
+  if (password.locked) return { ok: false, code: 'locked', retryAfterSeconds: password.retryAfterSeconds };
+  const outcome = await attemptWithLockout(ctx.lockout, codeAccount(account), address, verify);
+  if (outcome.ok) return { ok: true };
+  if (outcome.reason === 'locked') return { ok: false, code: 'locked', retryAfterSeconds: outcome.retryAfterSeconds };
   return { ok: false, code: 'invalid_credentials' };
 }

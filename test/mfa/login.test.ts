@@ -114,6 +114,21 @@ t.test('wrong codes count in the login lockout: then even the right code gets 42
   t.equal((await me(gw.url, pending)).status, 401, 'still no identity');
 });
 
+t.test('concurrent wrong codes: at most maxFailures are evaluated, the rest and then the right code get 429', async (t) => {
+  const { gw } = await startMfaGateway(t);
+  const { secret } = await enrolTotp(gw.url, await passwordSession(gw.url, 'carol'));
+  const pending = cookieValue(await login(gw.url, 'carol'))!;
+  const answers = await Promise.all(Array.from({ length: 20 }, () => call(`${gw.url}/.auth/mfa/verify`, json(pending, { code: '000000' }))));
+  const wrong = answers.filter((a) => a.status === 401).length;
+  t.ok(wrong <= 4, `at most maxFailures (4) guesses were evaluated, got ${wrong}`);
+  t.equal(answers.filter((a) => a.status === 429).length, 20 - wrong, 'every other guess was refused unevaluated');
+  t.equal(gw.logs.filter((l) => l.audit === true && l.event === 'mfa.failure' && l.user === 'carol' && l.reason === 'invalid_credentials').length, wrong, 'one invalid_credentials failure per evaluated guess');
+  await awayFromStepEdge();
+  const right = await call(`${gw.url}/.auth/mfa/verify`, json(pending, { code: await totp(secret, Math.floor(Date.now() / 1000) + 30) }));
+  t.equal(right.status, 429, 'the right code is locked out too');
+  t.equal((await me(gw.url, pending)).status, 401, 'still no identity');
+});
+
 t.test('step-up: require.mfa for API clients and browsers; passing it upgrades the session', async (t) => {
   const { gw } = await startMfaGateway(t);
   const plain = await passwordSession(gw.url, 'alice');
