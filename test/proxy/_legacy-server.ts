@@ -425,7 +425,7 @@ async function assemble(
     onError: onProxyError as unknown as ReplyFromOnError,
     onResponse: (req, rep, res) => {
       const st = req.agForward;
-      if (st) metrics.upstreamLatency.observe({ route: st.data.config.name }, (performance.now() - st.startedAt) / 1000);
+      if (st) metrics.upstreamLatency.observe(st.data.config.name, (performance.now() - st.startedAt) / 1000);
       return rep.send(res.stream);
     },
   };
