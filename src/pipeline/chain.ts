@@ -10,24 +10,42 @@ export type ChainResult =
   | { kind: 'reject'; rejection: Rejected; authenticator: Authenticator }
   | { kind: 'unauthenticated' };
 
-export async function runChain(chain: readonly Authenticator[], request: AuthRequest): Promise<ChainResult> {
-  for (let i = 0; i < chain.length; i++) {
+/**
+ * Runs the chain; synchronous while the authenticators answer synchronously (cached credentials),
+ * so a warm request allocates no promise here. The first authenticator that answers with a
+ * promise continues the chain asynchronously.
+ */
+export function runChain(chain: readonly Authenticator[], request: AuthRequest, from = 0): ChainResult | Promise<ChainResult> {
+  for (let i = from; i < chain.length; i++) {
     const authenticator = chain[i] as Authenticator;
-    let outcome: AuthOutcome;
+    let r: AuthOutcome | Promise<AuthOutcome>;
     try {
-      const r = authenticator.authenticate(request);
-      outcome = r instanceof Promise ? await r : r;
+      r = authenticator.authenticate(request);
     } catch (err) {
-      // An authenticator that throws is a failure of the gateway, never a pass: fail closed.
-      const code: ErrorCode = (err as { code?: unknown })?.code === 'store_unavailable' ? 'store_unavailable' : 'service_unavailable';
-      request.log.error({ authenticator: authenticator.name, err: { message: (err as Error)?.message, name: (err as Error)?.name } }, 'authenticator failed');
-      return { kind: 'reject', rejection: { kind: 'reject', code }, authenticator };
+      return failed(authenticator, request, err);
     }
-    if (outcome.kind === 'not-mine') continue;
-    if (outcome.kind === 'identity') return { kind: 'identity', identity: outcome.identity, authenticator };
-    return { kind: 'reject', rejection: outcome, authenticator };
+    if (r instanceof Promise) return r.then((outcome) => settle(chain, request, i, outcome), (err: unknown) => failed(authenticator, request, err));
+    if (r.kind === 'not-mine') continue;
+    if (r.kind === 'identity') return { kind: 'identity', identity: r.identity, authenticator };
+    return { kind: 'reject', rejection: r, authenticator };
   }
-  return { kind: 'unauthenticated' };
+  return UNAUTHENTICATED;
+}
+
+const UNAUTHENTICATED: ChainResult = Object.freeze({ kind: 'unauthenticated' });
+
+function settle(chain: readonly Authenticator[], request: AuthRequest, i: number, outcome: AuthOutcome): ChainResult | Promise<ChainResult> {
+  const authenticator = chain[i] as Authenticator;
+  if (outcome.kind === 'not-mine') return runChain(chain, request, i + 1);
+  if (outcome.kind === 'identity') return { kind: 'identity', identity: outcome.identity, authenticator };
+  return { kind: 'reject', rejection: outcome, authenticator };
+}
+
+/** An authenticator that throws is a failure of the gateway, never a pass: fail closed. */
+function failed(authenticator: Authenticator, request: AuthRequest, err: unknown): ChainResult {
+  const code: ErrorCode = (err as { code?: unknown })?.code === 'store_unavailable' ? 'store_unavailable' : 'service_unavailable';
+  request.log.error({ authenticator: authenticator.name, err: { message: (err as Error)?.message, name: (err as Error)?.name } }, 'authenticator failed');
+  return { kind: 'reject', rejection: { kind: 'reject', code }, authenticator };
 }
 
 /** WWW-Authenticate values for a 401: the rejecting authenticator's, or every challenger's. */

@@ -7,7 +7,7 @@ import { normalizeTarget, type NormalizedTarget } from '../routing/normalize.js'
 import { stripPathPrefix, type CompiledRoute, type RouteTable } from '../routing/table.js';
 import type { CompiledCors } from '../proxy/cors.js';
 import type { UpstreamPool } from '../proxy/upstream.js';
-import { authorize, challengesFor, runChain, type CompiledRequirements } from './chain.js';
+import { authorize, challengesFor, runChain, type ChainResult, type CompiledRequirements } from './chain.js';
 import { isCrossSiteBrowserRequest, isSameOriginRequest, isUnsafeMethod } from './csrf.js';
 import type { Authenticator, AuthRequest, Identity } from './types.js';
 
@@ -96,10 +96,17 @@ export class Decider {
    * absolute URL for another host). `upgrade`: a WebSocket handshake (a GET that opens a
    * channel both ways, so the session's CSRF rule applies to it).
    */
-  async decide(route: Route, req: AuthRequest, originalUrl: string, upgrade = false): Promise<Decision> {
+  decide(route: Route, req: AuthRequest, originalUrl: string, upgrade = false): Decision | Promise<Decision> {
     const data = route.data;
     if (data.anonymous) return { kind: 'allow', route, identity: undefined, authenticator: 'anonymous' };
-    const result = await runChain(data.chain, req);
+    // Synchronous when the chain is (warm caches): no promise on the hot path.
+    const result = runChain(data.chain, req);
+    if (result instanceof Promise) return result.then((r) => this.conclude(route, req, originalUrl, upgrade, r));
+    return this.conclude(route, req, originalUrl, upgrade, result);
+  }
+
+  private conclude(route: Route, req: AuthRequest, originalUrl: string, upgrade: boolean, result: ChainResult): Decision {
+    const data = route.data;
     if (result.kind === 'unauthenticated') {
       if (data.login && wantsHtml(req.method, req.headers.accept)) return { kind: 'deny', route, code: 'unauthenticated', redirect: this.loginUrl(data, originalUrl) };
       const challenges = challengesFor(data.chain);

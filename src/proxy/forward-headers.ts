@@ -182,10 +182,18 @@ export function stripQueryParams(query: string, names: readonly string[]): strin
  * every hop to drop it, leaving the body unframed (THREATS 75): such a request is refused.
  */
 export function connectionNamesFraming(connection: string | undefined): boolean {
-  if (connection === undefined || connection.length < 4) return false;
+  if (connection === undefined || connection.length < 4 || isPlainConnection(connection)) return false;
   for (const token of connection.split(',')) {
     const t = token.trim().toLowerCase();
     if (t === 'content-length' || t === 'transfer-encoding' || t === 'host') return true;
   }
+  return false;
+}
+
+/** `keep-alive` or `close` (any case): the Connection values nearly every request carries, naming no header. */
+export function isPlainConnection(value: string): boolean {
+  const n = value.length;
+  if (n === 10) return value === 'keep-alive' || value.toLowerCase() === 'keep-alive';
+  if (n === 5) return value === 'close' || value.toLowerCase() === 'close';
   return false;
 }

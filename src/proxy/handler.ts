@@ -7,11 +7,12 @@ import { Pool, type Dispatcher } from 'undici';
 import { answerVerify } from '../endpoints/verify.js';
 import { GatewayError } from '../errors.js';
 import type { RequestLogger } from '../ops/request-log.js';
-import { REFUSED_METHODS, type Route } from '../pipeline/decide.js';
+import { REFUSED_METHODS, type Decision, type Route } from '../pipeline/decide.js';
+import type { Identity } from '../pipeline/types.js';
 import { encodePath } from '../routing/normalize.js';
-import { clientInfo } from './client-info.js';
+import { clientInfo, type ClientInfo } from './client-info.js';
 import { answerPreflight, applyCorsToUpstreamHeaders, corsResponseHeaders, preflightMethod } from './cors.js';
-import { connectionNamesFraming, forwardContextFor, hasAmbiguousCredentials, rewriteForwardHeaders, stripQueryParams } from './forward-headers.js';
+import { connectionNamesFraming, forwardContextFor, hasAmbiguousCredentials, isPlainConnection, rewriteForwardHeaders, stripQueryParams } from './forward-headers.js';
 import { rawAuthRequest, readBody, type FastPathDeps } from './request.js';
 import { writeProblem, writeRedirect } from './respond.js';
 import { isConnectFailure, isTimeout, type UpstreamTarget } from './upstream.js';
@@ -30,6 +31,25 @@ export interface RequestRecord {
   user: string | undefined;
 }
 
+/** One proxied request on its way through the handler. */
+interface Exchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly rec: RequestRecord;
+  readonly done: (rec: RequestRecord) => void;
+  readonly fail: (err: unknown) => void;
+  readonly method: string;
+  readonly rawUrl: string;
+  /** The normalized path that was matched, and the raw query. */
+  readonly path: string;
+  readonly query: string;
+  readonly client: ClientInfo;
+  readonly route: Route;
+  readonly anonymous: boolean;
+  readonly corsRequest: IncomingHttpHeaders | undefined;
+  body: Buffer | undefined;
+}
+
 /** Response headers that describe the upstream connection, not the response (RFC 9110 7.6.1). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'host']);
 
@@ -38,7 +58,7 @@ const NONE: readonly string[] = [];
 /** The client's `Connection` tokens: removed before the gateway sets its own headers (THREATS 74). */
 function dropConnectionListed(headers: IncomingHttpHeaders): void {
   const connection = headers.connection;
-  if (typeof connection !== 'string') return;
+  if (typeof connection !== 'string' || isPlainConnection(connection)) return;
   for (const token of connection.split(',')) {
     const name = token.trim().toLowerCase();
     if (name !== '' && headers[name] !== undefined) headers[name] = undefined;
@@ -54,30 +74,39 @@ export class ProxyHandler {
     private readonly opts: ProxyOptions,
   ) {}
 
-  /** Handles one proxied request; resolves with what the log line records. Never throws. */
-  async handle(req: IncomingMessage, res: ServerResponse): Promise<RequestRecord> {
+  /**
+   * Handles one proxied request and calls `done` once with what the log line records, when the
+   * response has ended (or failed). Never throws. Synchronous up to the upstream dispatch while
+   * nothing needs waiting for (a warm credential): no promise on the hot path.
+   */
+  handle(req: IncomingMessage, res: ServerResponse, done: (rec: RequestRecord) => void): void {
     const rec: RequestRecord = { route: '-', authenticator: undefined, user: undefined };
-    try {
-      await this.run(req, res, rec);
-    } catch (err) {
+    const fail = (err: unknown): void => {
       if (err instanceof GatewayError) writeProblem(res, err.code, err.detail, err.headers);
       else {
         this.deps.log.error({ err }, 'proxy request failed');
         writeProblem(res, 'internal');
       }
+      done(rec);
+    };
+    try {
+      this.start(req, res, rec, done, fail);
+    } catch (err) {
+      fail(err);
     }
-    return rec;
   }
 
-  private async run(req: IncomingMessage, res: ServerResponse, rec: RequestRecord): Promise<void> {
+  /** Checks the request, matches its route, and hands it to the chain (after a body read, if one is needed). */
+  private start(req: IncomingMessage, res: ServerResponse, rec: RequestRecord, done: (rec: RequestRecord) => void, fail: (err: unknown) => void): void {
     const { decider } = this.deps;
+    const answered = (_written?: void): void => done(rec);
     const rawUrl = req.url ?? '/';
     const target = decider.normalize(rawUrl);
-    if (!target.ok) return writeProblem(res, 'bad_path', `The request path is not acceptable: ${target.reason}.`);
+    if (!target.ok) return answered(writeProblem(res, 'bad_path', `The request path is not acceptable: ${target.reason}.`));
     const method = req.method ?? 'GET';
-    if (REFUSED_METHODS.has(method)) return writeProblem(res, 'method_not_allowed');
+    if (REFUSED_METHODS.has(method)) return answered(writeProblem(res, 'method_not_allowed'));
     // Connection: Content-Length would unframe the body on the way upstream (THREATS 75).
-    if (connectionNamesFraming(req.headers.connection)) return writeProblem(res, 'bad_request', 'The Connection header names a framing header.', { connection: 'close' });
+    if (connectionNamesFraming(req.headers.connection)) return answered(writeProblem(res, 'bad_request', 'The Connection header names a framing header.', { connection: 'close' }));
     const client = clientInfo(this.deps.trust, req);
     rec.ip = client.ip;
     // A CORS preflight is matched by the method it asks about; a `cors` route answers it here,
@@ -89,55 +118,85 @@ export class ProxyHandler {
       rec.route = (corsRoute as Route).name;
       res.writeHead(204, corsAnswer.headers);
       res.end();
-      return;
+      return answered();
     }
-    if (corsAnswer?.kind === 'refuse') return writeProblem(res, 'forbidden', 'This cross-origin request is not allowed.', corsAnswer.headers);
+    if (corsAnswer?.kind === 'refuse') return answered(writeProblem(res, 'forbidden', 'This cross-origin request is not allowed.', corsAnswer.headers));
     const route = corsAnswer?.kind === 'passthrough' ? corsRoute : decider.match(client.host, target.path, method);
-    if (route === undefined) return writeProblem(res, 'no_route');
+    if (route === undefined) return answered(writeProblem(res, 'no_route'));
     rec.route = route.name;
     const data = route.data;
-    // A passthrough preflight goes to the upstream unauthenticated.
-    const anonymous = data.anonymous || corsAnswer !== undefined;
-    // The Origin the response's CORS headers answer (read before the header rewrite reuses req.headers).
-    const corsRequest: IncomingHttpHeaders | undefined = data.cors === undefined ? undefined : { origin: req.headers.origin };
-    if (!anonymous && hasAmbiguousCredentials(req.rawHeaders, req.headers, target.query)) return writeProblem(res, 'bad_request', 'The request carries more than one credential.');
-    let body: Buffer | undefined;
-    if (data.needsBody && method !== 'GET' && method !== 'HEAD') body = await readBody(req, this.deps.bodyLimit);
-    let identity;
-    if (!anonymous) {
-      const authReq = rawAuthRequest(req, res, { method, path: target.path, query: target.query, host: client.host, client, peer: client.peer, body }, this.deps.log);
-      const host = client.host;
-      const originalUrl = host.toLowerCase() === this.deps.ctx.publicUrl.host.toLowerCase() ? rawUrl : `${client.protocol}://${host}${rawUrl}`;
-      const decision = await decider.decide(route, authReq, originalUrl);
-      rec.authenticator = decision.authenticator;
-      rec.user = decision.identity?.user;
-      if (decision.kind === 'deny') {
-        this.deps.metrics.authOutcomes.inc(decision.authenticator ?? 'none', decision.code);
-        if (decision.redirect) return writeRedirect(res, decision.redirect);
-        // On a `cors` route the caller's script may read the 401/403.
-        const cors = data.cors && corsRequest && corsResponseHeaders(data.cors, corsRequest);
-        return writeProblem(res, decision.code, decision.detail, cors ? { ...decision.headers, ...cors } : decision.headers);
-      }
-      this.deps.metrics.authOutcomes.inc(decision.authenticator, 'ok');
-      identity = decision.identity;
-    } else {
-      rec.authenticator = 'anonymous';
-      this.deps.metrics.authOutcomes.inc('anonymous', 'ok');
+    const x: Exchange = {
+      req, res, rec, done, fail, method, rawUrl, path: target.path, query: target.query, client, route,
+      // A passthrough preflight goes to the upstream unauthenticated.
+      anonymous: data.anonymous || corsAnswer !== undefined,
+      // The Origin the response's CORS headers answer (read before the header rewrite reuses req.headers).
+      corsRequest: data.cors === undefined ? undefined : { origin: req.headers.origin },
+      body: undefined,
+    };
+    if (!x.anonymous && hasAmbiguousCredentials(req.rawHeaders, req.headers, target.query)) return answered(writeProblem(res, 'bad_request', 'The request carries more than one credential.'));
+    if (data.needsBody && method !== 'GET' && method !== 'HEAD') {
+      readBody(req, this.deps.bodyLimit).then((body) => {
+        x.body = body;
+        this.authenticate(x);
+      }).catch(fail);
+      return;
     }
+    this.authenticate(x);
+  }
 
+  /** Runs the route's chain (synchronously when it can) and forwards what it allows. */
+  private authenticate(x: Exchange): void {
+    if (x.anonymous) {
+      x.rec.authenticator = 'anonymous';
+      this.deps.metrics.authOutcomes.inc('anonymous', 'ok');
+      return this.forwardAllowed(x, undefined);
+    }
+    const { client, req } = x;
+    const authReq = rawAuthRequest(req, x.res, { method: x.method, path: x.path, query: x.query, host: client.host, client, peer: client.peer, body: x.body }, this.deps.log);
+    const host = client.host;
+    const originalUrl = host.toLowerCase() === this.deps.ctx.publicUrl.host.toLowerCase() ? x.rawUrl : `${client.protocol}://${host}${x.rawUrl}`;
+    const decision = this.deps.decider.decide(x.route, authReq, originalUrl);
+    if (decision instanceof Promise) {
+      decision.then((d) => this.decided(x, d)).catch(x.fail);
+      return;
+    }
+    this.decided(x, decision);
+  }
+
+  private decided(x: Exchange, decision: Decision): void {
+    const { rec, res } = x;
+    rec.authenticator = decision.authenticator;
+    rec.user = decision.identity?.user;
+    if (decision.kind === 'deny') {
+      this.deps.metrics.authOutcomes.inc(decision.authenticator ?? 'none', decision.code);
+      if (decision.redirect) writeRedirect(res, decision.redirect);
+      else {
+        // On a `cors` route the caller's script may read the 401/403.
+        const cors = x.route.data.cors && x.corsRequest && corsResponseHeaders(x.route.data.cors, x.corsRequest);
+        writeProblem(res, decision.code, decision.detail, cors ? { ...decision.headers, ...cors } : decision.headers);
+      }
+      return x.done(rec);
+    }
+    this.deps.metrics.authOutcomes.inc(decision.authenticator, 'ok');
+    this.forwardAllowed(x, decision.identity);
+  }
+
+  private forwardAllowed(x: Exchange, identity: Identity | undefined): void {
+    const { req, route, method, body } = x;
+    const data = route.data;
     const upstream = data.upstream.pick(Date.now());
-    const query = data.passCredentials ? target.query : stripQueryParams(target.query, data.credentialQueryParams);
-    const path = upstream.basePath + encodePath(decider.upstreamPath(route, target.path)) + (query === '' ? '' : `?${query}`);
+    const query = data.passCredentials ? x.query : stripQueryParams(x.query, data.credentialQueryParams);
+    const path = upstream.basePath + encodePath(this.deps.decider.upstreamPath(route, x.path)) + (query === '' ? '' : `?${query}`);
     // GET and HEAD bodies are not forwarded (as before with reply-from); other methods stream
     // theirs. Decided before the header rewrite removes Transfer-Encoding.
     const streamBody = body === undefined && method !== 'GET' && method !== 'HEAD' && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined);
     // The chain has run: the request's own header object becomes the forwarded one (no copy).
     const headers = req.headers;
     dropConnectionListed(headers);
-    rewriteForwardHeaders(headers, forwardContextFor(route, client, identity, this.deps), this.deps.identityHeaders);
+    rewriteForwardHeaders(headers, forwardContextFor(route, x.client, identity, this.deps), this.deps.identityHeaders);
     headers.host = upstream.host;
     if (body !== undefined) headers['content-length'] = String(body.length);
-    await this.forward(req, res, route, upstream, method, path, headers, body, streamBody, corsRequest);
+    this.forward(x, upstream, path, headers, streamBody);
   }
 
   private pool(upstream: UpstreamTarget): Pool {
@@ -158,8 +217,9 @@ export class ProxyHandler {
     return pool;
   }
 
-  /** Streams the request upstream and the response back; resolves when the response is done. */
-  private forward(req: IncomingMessage, res: ServerResponse, route: Route, upstream: UpstreamTarget, method: string, path: string, headers: IncomingHttpHeaders, body: Buffer | undefined, streamBody: boolean, corsRequest: IncomingHttpHeaders | undefined): Promise<void> {
+  /** Streams the request upstream and the response back; calls `x.done` when the response is done. */
+  private forward(x: Exchange, upstream: UpstreamTarget, path: string, headers: IncomingHttpHeaders, streamBody: boolean): void {
+    const { req, res, route, method, body, corsRequest } = x;
     const startedAt = performance.now();
     const { metrics } = this.deps;
     const timeout = route.data.timeoutMs;
@@ -171,18 +231,21 @@ export class ProxyHandler {
       body: body ?? (streamBody ? req : null),
       ...(timeout !== undefined ? { headersTimeout: timeout, bodyTimeout: timeout } : {}),
     };
-    return new Promise<void>((resolve) => {
+    {
       let controllerRef: Dispatcher.DispatchController | undefined;
-      const onClientGone = (): void => {
-        if (!res.writableFinished) controllerRef?.abort(new Error('client closed the connection'));
-      };
-      res.once('close', onClientGone);
-      const finish = (): void => { res.off('close', onClientGone); resolve(); };
+      let finished = false;
+      // Not removed when the exchange ends (the response object ends with it): the flag keeps a
+      // late 'close' from aborting anything.
+      res.once('close', () => {
+        if (!finished && !res.writableFinished) controllerRef?.abort(new Error('client closed the connection'));
+      });
+      const finish = (): void => { finished = true; x.done(x.rec); };
+      let drainHooked = false;
       const handler: Dispatcher.DispatchHandler = {
         onRequestStart(controller) { controllerRef = controller; },
         onResponseStart(controller, statusCode, upstreamHeaders) {
           if (statusCode < 200) return; // 1xx from the upstream are not relayed
-          metrics.upstreamLatency.observe({ route: route.name }, (performance.now() - startedAt) / 1000);
+          metrics.upstreamLatency.observe(route.name, (performance.now() - startedAt) / 1000);
           const cors = route.data.cors;
           if (cors !== undefined && corsRequest !== undefined) applyCorsToUpstreamHeaders(cors, corsRequest, upstreamHeaders as IncomingHttpHeaders);
           const c = upstreamHeaders.connection;
@@ -193,10 +256,15 @@ export class ProxyHandler {
             if (v !== undefined) res.setHeader(name, v);
           }
           res.writeHead(statusCode);
-          res.on('drain', () => controller.resume());
         },
         onResponseData(controller, chunk) {
-          if (!res.write(chunk)) controller.pause();
+          if (res.write(chunk)) return;
+          // Backpressure: pause the upstream until the client has taken what is buffered.
+          controller.pause();
+          if (!drainHooked) {
+            drainHooked = true;
+            res.on('drain', () => controller.resume());
+          }
         },
         onResponseEnd() {
           res.end();
@@ -210,7 +278,7 @@ export class ProxyHandler {
         },
       };
       this.pool(upstream).dispatch(options, handler);
-    });
+    }
   }
 
   async close(): Promise<void> {
@@ -244,12 +312,16 @@ export function createFastPath(deps: FastPathDeps, proxy: ProxyHandler, requestL
     handle(req, res) {
       const startedAt = performance.now();
       const ip = req.socket.remoteAddress; // the socket is gone once the response has ended
-      const done = isVerify(req) ? answerVerify(deps, req, res).catch((err: unknown) => failed(res, err)) : proxy.handle(req, res);
-      void done.then((rec) => {
+      const logged = (rec: RequestRecord): void => {
+        const method = req.method ?? '';
+        requestLog.count(rec.route, method, res.statusCode);
+        if (!requestLog.lineWanted()) return;
         const url = req.url ?? '';
         const q = url.indexOf('?');
-        requestLog({ method: req.method ?? '', path: q === -1 ? url : url.slice(0, q), route: rec.route, authenticator: rec.authenticator, user: rec.user, status: res.statusCode, ms: performance.now() - startedAt, ip: rec.ip ?? ip });
-      });
+        requestLog.write({ method, path: q === -1 ? url : url.slice(0, q), route: rec.route, authenticator: rec.authenticator, user: rec.user, status: res.statusCode, ms: performance.now() - startedAt, ip: rec.ip ?? ip });
+      };
+      if (isVerify(req)) void answerVerify(deps, req, res).catch((err: unknown) => failed(res, err)).then(logged);
+      else proxy.handle(req, res, logged);
     },
   };
 }

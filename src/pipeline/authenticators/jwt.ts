@@ -32,7 +32,7 @@ const TOKEN_CACHE_MAX_BYTES = 32 * 1024 * 1024;
 /** The Bearer value of an Authorization header, or undefined. */
 export function bearerValue(headers: AuthRequest['headers']): string | undefined {
   const auth = headers.authorization;
-  if (typeof auth !== 'string' || auth.length < 8 || auth.slice(0, 7).toLowerCase() !== 'bearer ') return undefined;
+  if (typeof auth !== 'string' || auth.length < 8 || !(auth.startsWith('Bearer ') || auth.slice(0, 7).toLowerCase() === 'bearer ')) return undefined;
   const value = auth.slice(7).trim();
   return value === '' || /\s/.test(value) ? undefined : value;
 }
@@ -44,6 +44,8 @@ export function bearerValue(headers: AuthRequest['headers']): string | undefined
 interface VerifiedToken {
   /** Frozen: handed out on every hit. */
   readonly identity: Identity;
+  /** The chain's answer for it, made once (a hit allocates nothing). */
+  readonly outcome: AuthOutcome;
   /** Epoch ms after which the verifier would call the token expired (exp + tolerance, iat + maxAge). */
   readonly validUntil: number;
   /** The key that verified it: a key rotated out of the key set no longer vouches for it. */
@@ -159,14 +161,15 @@ export function createJwtAuthenticator(name: string, cfg: JwtAuthenticatorConfig
   const cache = verifiedTokenCache();
 
   /** The checks that can change after issuance; the same on a cache hit as after verification. */
-  async function liveChecks(jti: string | undefined, fam: string | undefined, sub: unknown): Promise<Rejected | undefined> {
+  function liveChecks(jti: string | undefined, fam: string | undefined, sub: unknown): Rejected | undefined | Promise<Rejected | undefined> {
     if (denylist === undefined) return undefined;
     if (denylist.isRevoked(jti, fam)) return rejected('token_revoked');
     if (familyCheck !== undefined && fam !== undefined) return familyCheck.check(sub, fam);
     return undefined;
   }
 
-  async function authenticate(req: AuthRequest): Promise<AuthOutcome> {
+  /** Synchronous on a warm cache hit with nothing to look up (external issuers): no promise per request. */
+  function authenticate(req: AuthRequest): AuthOutcome | Promise<AuthOutcome> {
     const value = bearerValue(req.headers);
     if (value === undefined) return NOT_MINE;
 
@@ -174,12 +177,16 @@ export function createJwtAuthenticator(name: string, cfg: JwtAuthenticatorConfig
     if (hit !== undefined) {
       // Only a token this authenticator accepted (so "mine") is here; stale entries are verified afresh.
       if (Date.now() <= hit.validUntil && source.holds(hit.key)) {
-        const problem = await liveChecks(hit.jti, hit.fam, hit.sub);
-        return problem ?? authenticated(hit.identity);
+        const problem = liveChecks(hit.jti, hit.fam, hit.sub);
+        if (problem instanceof Promise) return problem.then((p) => p ?? hit.outcome);
+        return problem ?? hit.outcome;
       }
       cache.delete(value);
     }
+    return verifyFresh(value);
+  }
 
+  async function verifyFresh(value: string): Promise<AuthOutcome> {
     const c = classifyBearer(value);
     if (c.kind === 'none') return NOT_MINE;
     if (c.kind === 'refuse') return rejected('invalid_token', c.detail);
@@ -198,7 +205,7 @@ export function createJwtAuthenticator(name: string, cfg: JwtAuthenticatorConfig
     if (value.length <= TOKEN_CACHE_MAX_TOKEN_LENGTH) {
       const until = validUntil(payload, clockToleranceMs, maxAgeMs);
       const ttl = Math.min(TOKEN_CACHE_TTL_MS, until - Date.now());
-      if (ttl > 0) cache.set(value, { identity: frozen, validUntil: until, key: result.key, jti, fam, sub: payload.sub }, { ttl });
+      if (ttl > 0) cache.set(value, { identity: frozen, outcome: authenticated(frozen), validUntil: until, key: result.key, jti, fam, sub: payload.sub }, { ttl });
     }
     return authenticated(frozen);
   }
