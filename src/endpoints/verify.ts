@@ -2,7 +2,7 @@
 // Caddy forward_auth (SPEC 6, THREATS K). On the fast path: answered from the raw request
 // without Fastify, since it is the forward-auth deployments' per-request hot path.
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { REFUSED_METHODS } from '../pipeline/decide.js';
+import { REFUSED_METHODS, type Decision, type Route } from '../pipeline/decide.js';
 import { clientInfo, normalizeHost } from '../proxy/client-info.js';
 import { hasAmbiguousCredentials } from '../proxy/forward-headers.js';
 import { rawAuthRequest, type FastPathDeps } from '../proxy/request.js';
@@ -52,8 +52,8 @@ export interface VerifyOutcome {
   user: string | undefined;
 }
 
-/** Answers one GET/HEAD {prefix}/verify on the raw response. */
-export async function answerVerify(deps: FastPathDeps, req: IncomingMessage, res: ServerResponse): Promise<VerifyOutcome> {
+/** Answers one GET/HEAD {prefix}/verify on the raw response; synchronously when the chain is warm. */
+export function answerVerify(deps: FastPathDeps, req: IncomingMessage, res: ServerResponse): VerifyOutcome | Promise<VerifyOutcome> {
   const out: VerifyOutcome = { route: '-', authenticator: undefined, user: undefined };
   res.setHeader('cache-control', 'no-store');
   const client = clientInfo(deps.trust, req);
@@ -74,7 +74,12 @@ export async function answerVerify(deps: FastPathDeps, req: IncomingMessage, res
   if (!route.data.anonymous && hasAmbiguousCredentials(req.rawHeaders, h, target.query)) { writeProblem(res, 'bad_request', 'The request carries more than one credential.'); return out; }
   const authReq = rawAuthRequest(req, res, { method, path: target.path, query: target.query, host, client, peer: client.ip }, deps.log);
   const originalUrl = host.toLowerCase() === deps.ctx.publicUrl.host.toLowerCase() ? uri : `${proto === 'https' ? 'https' : 'http'}://${host}${uri}`;
-  const decision = await deps.decider.decide(route, authReq, originalUrl);
+  const decision = deps.decider.decide(route, authReq, originalUrl);
+  if (decision instanceof Promise) return decision.then((d) => answerDecision(deps, res, route, d, out));
+  return answerDecision(deps, res, route, decision, out);
+}
+
+function answerDecision(deps: FastPathDeps, res: ServerResponse, route: Route, decision: Decision, out: VerifyOutcome): VerifyOutcome {
   out.authenticator = decision.authenticator;
   out.user = decision.identity?.user;
   if (decision.kind === 'deny') {

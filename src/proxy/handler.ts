@@ -320,8 +320,15 @@ export function createFastPath(deps: FastPathDeps, proxy: ProxyHandler, requestL
         const q = url.indexOf('?');
         requestLog.write({ method, path: q === -1 ? url : url.slice(0, q), route: rec.route, authenticator: rec.authenticator, user: rec.user, status: res.statusCode, ms: performance.now() - startedAt, ip: rec.ip ?? ip });
       };
-      if (isVerify(req)) void answerVerify(deps, req, res).catch((err: unknown) => failed(res, err)).then(logged);
-      else proxy.handle(req, res, logged);
+      if (!isVerify(req)) return proxy.handle(req, res, logged);
+      let answer;
+      try {
+        answer = answerVerify(deps, req, res);
+      } catch (err) {
+        return logged(failed(res, err));
+      }
+      if (answer instanceof Promise) void answer.catch((err: unknown) => failed(res, err)).then(logged);
+      else logged(answer);
     },
   };
 }
