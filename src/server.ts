@@ -207,6 +207,7 @@ async function assemble(
   const proxy = new ProxyHandler(deps, { connectTimeout: durationMs(cfg.server?.timeouts?.connect, '5s'), upstreamTimeout: durationMs(cfg.server?.timeouts?.upstream, '30s') });
   cleanups.push(() => proxy.close());
   const requestLog = createRequestLogger(log, metrics);
+  cleanups.push(() => requestLog.flush());
   const fast = createFastPath(deps, proxy, requestLog);
 
   const closeHooks: (() => Promise<void> | void)[] = [];

@@ -1,7 +1,10 @@
 // The request line is serialised by hand (src/ops/request-log.ts) into the logger's destination:
 // it must parse as the same object pino writes for the same fields, whatever the strings hold.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import pino from 'pino';
 import { Metrics } from '../../src/ops/metrics.js';
 import { createRequestLogger, type RequestLine } from '../../src/ops/request-log.js';
@@ -20,7 +23,9 @@ t.test('each line parses to what pino writes for the same fields', async (t) => 
     const ours = capture('info', { worker: 2 });
     const theirs = capture('info', { worker: 2 });
     const line: RequestLine = { method: 'GET', path: `/p/${s}`, route: s, authenticator: s, user: s, status: 200, ms: 1.23456, ip: '127.0.0.1' };
-    createRequestLogger(ours.log, new Metrics())({ ...line });
+    const requestLog = createRequestLogger(ours.log, new Metrics());
+    requestLog({ ...line });
+    requestLog.flush();
     theirs.log.info({ ...line, ms: 1.23 }, 'request');
     await new Promise((r) => setImmediate(r));
     t.equal(ours.lines.length, 1, `one line for ${JSON.stringify(s)}`);
@@ -40,7 +45,8 @@ t.test('each line parses to what pino writes for the same fields', async (t) => 
 t.test('absent fields are left out, long paths are cut, time is epoch ms', async (t) => {
   const { log, lines } = capture('info');
   const before = Date.now();
-  createRequestLogger(log, new Metrics())({ method: 'POST', path: '/x'.repeat(400), route: '-', authenticator: undefined, user: undefined, status: 404, ms: 0.5, ip: undefined });
+  const requestLog = createRequestLogger(log, new Metrics());
+  requestLog({ method: 'POST', path: '/x'.repeat(400), route: '-', authenticator: undefined, user: undefined, status: 404, ms: 0.5, ip: undefined });
   await new Promise((r) => setImmediate(r));
   const o = JSON.parse(lines[0] as string) as Record<string, unknown>;
   t.notOk('user' in o);
@@ -63,4 +69,39 @@ t.test('at warn nothing is written, but the request is counted', async (t) => {
   t.equal(metrics.requests.get('r', 'GET', '200'), 1);
   log.level = 'info';
   t.ok(requestLog.lineWanted(), 'a level change applies at once');
+});
+
+/** A logger on an asynchronous file destination, as in production (ops/logger.ts), and its file's lines. */
+function fileLogger(t: Test): { log: pino.Logger; dest: pino.DestinationStream & { flushSync(): void; on(event: string, fn: () => void): unknown }; read(): string[] } {
+  const dir = mkdtempSync(join(tmpdir(), 'authgate-reqlog-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'log');
+  const dest = pino.destination({ dest: file, sync: false, mkdir: true }) as pino.DestinationStream & { flushSync(): void; on(event: string, fn: () => void): unknown };
+  return { log: pino({ level: 'info' }, dest), dest, read: () => { try { return readFileSync(file, 'utf8').split('\n').filter((l) => l !== ''); } catch { return []; } } };
+}
+
+t.test('on a file destination lines are gathered into chunks, in order, and written by flush', async (t) => {
+  const { log, dest, read } = fileLogger(t);
+  await new Promise<void>((r) => dest.on('ready', () => r()));
+  const requestLog = createRequestLogger(log, new Metrics());
+  for (let i = 0; i < 500; i++) requestLog({ method: 'GET', path: `/n/${i}`, route: 'r', authenticator: undefined, user: undefined, status: 200, ms: 1, ip: '127.0.0.1' });
+  dest.flushSync();
+  const sofar = read().length;
+  t.ok(sofar > 0 && sofar < 500, `full chunks go out at once, the rest waits (${sofar} of 500 so far)`);
+  requestLog.flush();
+  dest.flushSync();
+  t.same(read().map((l) => (JSON.parse(l) as { path: string }).path), Array.from({ length: 500 }, (_, i) => `/n/${i}`));
+});
+
+t.test('a gathered line is written within the flush interval', async (t) => {
+  const { log, dest, read } = fileLogger(t);
+  await new Promise<void>((r) => dest.on('ready', () => r()));
+  const requestLog = createRequestLogger(log, new Metrics());
+  requestLog({ method: 'GET', path: '/one', route: 'r', authenticator: undefined, user: undefined, status: 200, ms: 1, ip: undefined });
+  dest.flushSync();
+  t.equal(read().length, 0, 'gathered, not yet handed over');
+  const deadline = Date.now() + 5000;
+  while (read().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  t.equal(read().length, 1);
+  requestLog.flush();
 });
