@@ -22,11 +22,20 @@ export interface UserRecord {
   readonly version: string;
 }
 
+/** `UserDirectory.peek`'s answer when the user is not known without a lookup. */
+export const NOT_IN_MEMORY: unique symbol = Symbol('not in memory');
+
 export interface UserDirectory {
   /** By username, or by email when `login.identifiers` allows it. */
   lookup(login: string): Promise<UserRecord | undefined>;
   /** By username only. */
   get(username: string): Promise<UserRecord | undefined>;
+  /**
+   * `get` without waiting, when the answer is already in memory (the users file, a warm cache):
+   * the record, undefined for "no such user", or NOT_IN_MEMORY when only `get` can tell.
+   * The hot path uses it to answer a warm credential without a promise.
+   */
+  peek?(username: string): UserRecord | undefined | typeof NOT_IN_MEMORY;
   /** Called with a username (or undefined for "everything may have changed") after a change. */
   onChange(listener: (username?: string) => void): () => void;
   /**

@@ -3,7 +3,7 @@
 // or is_active=false holds within it), unknown names briefly; a database failure fails closed.
 import pg from 'pg';
 import { LRUCache } from 'lru-cache';
-import type { UserDirectory, UserRecord } from '../context.js';
+import { NOT_IN_MEMORY, type UserDirectory, type UserRecord } from '../context.js';
 import { StoreUnavailableError } from '../errors.js';
 import { userVersion, type DirectoryLogger, type LoginIdentifier } from './users-file.js';
 
@@ -135,6 +135,16 @@ export class PostgresUserDirectory implements UserDirectory {
   async get(username: string): Promise<UserRecord | undefined> {
     if (username.length === 0 || username.length > 254) return undefined;
     return this.#cached(`u:${username}`, () => this.#query(BY_USERNAME, username));
+  }
+
+  /** `get` from the cache alone. */
+  peek(username: string): UserRecord | undefined | typeof NOT_IN_MEMORY {
+    if (username.length === 0 || username.length > 254) return undefined;
+    if (this.#cacheTtlMs <= 0) return NOT_IN_MEMORY;
+    const key = `u:${username}`;
+    const hit = this.#found.get(key);
+    if (hit) return hit;
+    return this.#unknown.has(key) ? undefined : NOT_IN_MEMORY;
   }
 
   /** How long found users are cached (ms): the Django drop-in's caches hold no longer. */

@@ -257,6 +257,10 @@ export class UsersFileDirectory implements UserDirectory {
     return this.#users.byName.get(username);
   }
 
+  peek(username: string): UserRecord | undefined {
+    return this.#users.byName.get(username);
+  }
+
   getSync(username: string): UserRecord | undefined {
     return this.#users.byName.get(username);
   }

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
-import type { UserDirectory, UserRecord } from '../context.js';
+import { NOT_IN_MEMORY, type UserDirectory, type UserRecord } from '../context.js';
 import type { Store } from '../store/types.js';
 import { durationMs } from '../util/duration.js';
 import { PostgresUserDirectory } from './postgres-users.js';
@@ -50,6 +50,9 @@ class EmptyDirectory implements UserDirectory {
   async get(): Promise<UserRecord | undefined> {
     return undefined;
   }
+  peek(): undefined {
+    return undefined;
+  }
   onChange(): () => void {
     return () => undefined;
   }
@@ -67,6 +70,9 @@ class SubscribedDirectory implements UserDirectory {
   }
   get(username: string): Promise<UserRecord | undefined> {
     return this.inner.get(username);
+  }
+  peek(username: string): UserRecord | undefined | typeof NOT_IN_MEMORY {
+    return this.inner.peek(username);
   }
   onChange(listener: (username?: string) => void): () => void {
     return this.inner.onChange(listener);

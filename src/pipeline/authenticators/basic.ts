@@ -3,14 +3,14 @@
 // from a bounded cache keyed by an HMAC of the credentials, valid only while the user's record
 // (version, disabled) is unchanged and the account is not locked. Basic cannot carry a second
 // factor: a user who must use MFA is refused (mfa_required), on cache hits too (issue 9.13).
+import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { AuthenticatorConfigOf } from '../../config/schema.js';
-import type { GatewayContext, LockState, PasswordCheck, UserRecord } from '../../context.js';
+import { NOT_IN_MEMORY, type GatewayContext, type LockState, type PasswordCheck, type UserRecord } from '../../context.js';
 import { StoreUnavailableError } from '../../errors.js';
 import { verifyLogin, type VerifyLoginOptions } from '../../credentials/login.js';
 import { MAX_PASSWORD_BYTES } from '../../credentials/passwords.js';
 import { durationMs } from '../../util/duration.js';
-import { keyedHash } from '../../util/secure.js';
 import { authenticated, NOT_MINE, rejected, type Authenticator, type AuthOutcome, type AuthRequest, type Rejected } from '../types.js';
 
 export const DEFAULT_REALM = 'authgate';
@@ -169,13 +169,49 @@ export function createBasicAuthenticator(
     return run;
   }
 
-  async function authenticate(request: AuthRequest): Promise<AuthOutcome> {
-    const parsed = parseBasicAuthorization(request.headers.authorization);
+  // The plain credentials are never a key: a SHA-256 of the exact Authorization header under the
+  // per-process cache key stands for them (one-shot, ~0.3 µs; an HMAC object cost ~1.5-3 µs per
+  // request). The digests never leave the process, so SHA-256's length extension is of no use to
+  // anyone; a header is only ever cached after it was parsed and its password verified.
+  const keyPrefix = `${ctx.cacheKey.toString('base64')}\u0000basic\u0000`;
+  const cacheKeyOf = (header: string): string => hash('sha256', keyPrefix + header, 'base64url');
+
+  /**
+   * A cached verification answered without waiting: the user from memory (`peek`) and a lock
+   * state remembered within lockMemoMs. Undefined when something must be looked up.
+   */
+  function fromCacheNow(cacheKey: string, hit: CachedVerification, ip: string): AuthOutcome | undefined {
+    const user = ctx.users.peek?.(hit.username) ?? NOT_IN_MEMORY;
+    if (user === NOT_IN_MEMORY) return undefined;
+    if (!user || user.disabled || user.version !== hit.version) return undefined; // the slow path drops it
+    const memo = lockMemo.get(memoKey(user.username, ip));
+    if (memo === undefined) return undefined;
+    if (!memo.locked) return identityOf(user);
+    const left = memo.until - Date.now();
+    return left > 0 ? lockedRejection(Math.ceil(left / 1000)) : undefined;
+  }
+
+  /** Synchronous for a warm credential (cached, user in memory, lock state remembered). */
+  function authenticate(request: AuthRequest): AuthOutcome | Promise<AuthOutcome> {
+    const header = request.headers.authorization;
+    if (header === undefined) return NOT_MINE;
+    if (cache !== undefined && header.startsWith('Basic ')) {
+      const cacheKey = cacheKeyOf(header);
+      const hit = cache.get(cacheKey);
+      const warm = hit === undefined ? undefined : fromCacheNow(cacheKey, hit, request.ip);
+      if (warm !== undefined) {
+        ctx.metrics?.cache.inc('basic', 'hit');
+        return warm;
+      }
+    }
+    const parsed = parseBasicAuthorization(header);
     if (parsed === undefined) return NOT_MINE;
     if (parsed === 'invalid') return rejected('invalid_credentials', 'Malformed Basic credentials.');
-    const { username, password } = parsed;
-    // The plain password is never a key: an HMAC under the per-process cache key stands for it.
-    const cacheKey = keyedHash(ctx.cacheKey, 'basic', username, password);
+    return authenticateSlow(request, header, parsed);
+  }
+
+  async function authenticateSlow(request: AuthRequest, header: string, { username, password }: BasicCredentials): Promise<AuthOutcome> {
+    const cacheKey = cacheKeyOf(header);
     try {
       const hit = cache?.get(cacheKey);
       if (hit) {
