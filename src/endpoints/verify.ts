@@ -3,7 +3,7 @@
 // without Fastify, since it is the forward-auth deployments' per-request hot path.
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { REFUSED_METHODS, type Decision, type Route } from '../pipeline/decide.js';
-import { clientInfo, normalizeHost } from '../proxy/client-info.js';
+import { clientInfo, isPublicHost, normalizeHost } from '../proxy/client-info.js';
 import { hasAmbiguousCredentials } from '../proxy/forward-headers.js';
 import { rawAuthRequest, type FastPathDeps } from '../proxy/request.js';
 import { writeProblem, writeRedirect } from '../proxy/respond.js';
@@ -73,7 +73,7 @@ export function answerVerify(deps: FastPathDeps, req: IncomingMessage, res: Serv
   out.route = route.name;
   if (!route.data.anonymous && hasAmbiguousCredentials(req.rawHeaders, h, target.query)) { writeProblem(res, 'bad_request', 'The request carries more than one credential.'); return out; }
   const authReq = rawAuthRequest(req, res, { method, path: target.path, query: target.query, host, client, peer: client.ip }, deps.log);
-  const originalUrl = host.toLowerCase() === deps.ctx.publicUrl.host.toLowerCase() ? uri : `${proto === 'https' ? 'https' : 'http'}://${host}${uri}`;
+  const originalUrl = isPublicHost(host, deps.ctx.publicUrl.host.toLowerCase()) ? uri : `${proto === 'https' ? 'https' : 'http'}://${host}${uri}`;
   const decision = deps.decider.decide(route, authReq, originalUrl);
   if (decision instanceof Promise) return decision.then((d) => answerDecision(deps, res, route, d, out));
   return answerDecision(deps, res, route, decision, out);

@@ -70,3 +70,8 @@ export function clientInfo(trust: Trust, req: IncomingMessage): ClientInfo {
     host: normalizeHost(typeof xfh === 'string' && xfh !== '' ? lastEntry(xfh) : headers.host ?? ''),
   };
 }
+
+/** `host` names the gateway's public host (`publicHost` in lower case); no allocation when it is spelled the same. */
+export function isPublicHost(host: string, publicHost: string): boolean {
+  return host === publicHost || (host.length === publicHost.length && host.toLowerCase() === publicHost);
+}

@@ -10,7 +10,7 @@ import type { RequestLogger } from '../ops/request-log.js';
 import { REFUSED_METHODS, type Decision, type Route } from '../pipeline/decide.js';
 import type { Identity } from '../pipeline/types.js';
 import { encodePath } from '../routing/normalize.js';
-import { clientInfo, type ClientInfo } from './client-info.js';
+import { clientInfo, isPublicHost, type ClientInfo } from './client-info.js';
 import { answerPreflight, applyCorsToUpstreamHeaders, corsResponseHeaders, preflightMethod } from './cors.js';
 import { connectionNamesFraming, forwardContextFor, hasAmbiguousCredentials, isPlainConnection, rewriteForwardHeaders, stripQueryParams } from './forward-headers.js';
 import { rawAuthRequest, readBody, type FastPathDeps } from './request.js';
@@ -69,10 +69,15 @@ export class ProxyHandler {
   /** One undici Pool per upstream origin, for the life of this gateway generation. */
   private readonly pools = new Map<string, Pool>();
 
+  /** publicUrl's host, lower case: a request for it comes back to a relative URL after sign-in. */
+  private readonly publicHost: string;
+
   constructor(
     private readonly deps: FastPathDeps,
     private readonly opts: ProxyOptions,
-  ) {}
+  ) {
+    this.publicHost = deps.ctx.publicUrl.host.toLowerCase();
+  }
 
   /**
    * Handles one proxied request and calls `done` once with what the log line records, when the
@@ -154,7 +159,7 @@ export class ProxyHandler {
     const { client, req } = x;
     const authReq = rawAuthRequest(req, x.res, { method: x.method, path: x.path, query: x.query, host: client.host, client, peer: client.peer, body: x.body }, this.deps.log);
     const host = client.host;
-    const originalUrl = host.toLowerCase() === this.deps.ctx.publicUrl.host.toLowerCase() ? x.rawUrl : `${client.protocol}://${host}${x.rawUrl}`;
+    const originalUrl = isPublicHost(host, this.publicHost) ? x.rawUrl : `${client.protocol}://${host}${x.rawUrl}`;
     const decision = this.deps.decider.decide(x.route, authReq, originalUrl);
     if (decision instanceof Promise) {
       decision.then((d) => this.decided(x, d)).catch(x.fail);

@@ -170,10 +170,16 @@ export function createJwtAuthenticator(name: string, cfg: JwtAuthenticatorConfig
 
   /** Synchronous on a warm cache hit with nothing to look up (external issuers): no promise per request. */
   function authenticate(req: AuthRequest): AuthOutcome | Promise<AuthOutcome> {
-    const value = bearerValue(req.headers);
+    // A cached token is looked up before the header is checked character by character: only a
+    // token that passed bearerValue and verification is ever cached, so an exact hit on the
+    // header's remainder is that same token (no whitespace scan of a 600-character string).
+    const auth = req.headers.authorization;
+    const quick = typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7) : undefined;
+    const quickHit = quick === undefined ? undefined : cache.get(quick);
+    const value = quickHit !== undefined ? quick : bearerValue(req.headers);
     if (value === undefined) return NOT_MINE;
 
-    const hit = cache.get(value);
+    const hit = quickHit ?? cache.get(value);
     if (hit !== undefined) {
       // Only a token this authenticator accepted (so "mine") is here; stale entries are verified afresh.
       if (Date.now() <= hit.validUntil && source.holds(hit.key)) {
