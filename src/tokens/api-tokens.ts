@@ -19,7 +19,7 @@ import { crc32 } from 'node:zlib';
 import { LRUCache } from 'lru-cache';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/schema.js';
-import type { GatewayContext, UserRecord } from '../context.js';
+import { NOT_IN_MEMORY, type GatewayContext, type UserRecord } from '../context.js';
 import { audit, type AuditOrigin } from '../ops/audit.js';
 import type { Metrics } from '../ops/metrics.js';
 import { RESYNC_CHANNEL, type Store } from '../store/types.js';
@@ -304,6 +304,24 @@ export class ApiTokenService {
     if (!user || user.disabled) return { ok: false, code: 'invalid_token' };
     this.touch(found.record);
     return { ok: true, record: found.record, user };
+  }
+
+  /**
+   * `verify` answered from memory alone (a cached active record, its user from `peek`), or
+   * undefined when the store or the directory must be asked: the warm request's path, no promise.
+   */
+  verifyNow(token: string, users: GatewayContext['users']): TokenVerification | undefined {
+    if (!this.isWellFormed(token)) return undefined;
+    const record = this.positive.get(hashToken(token));
+    if (record === undefined) return undefined;
+    const user = users.peek?.(record.user) ?? NOT_IN_MEMORY;
+    if (user === NOT_IN_MEMORY) return undefined;
+    this.metrics?.cache.inc('token', 'hit');
+    if (record.revokedAt !== undefined) return { ok: false, code: 'token_revoked' };
+    if (record.expiresAt * 1000 <= this.now()) return { ok: false, code: 'token_expired' };
+    if (!user || user.disabled) return { ok: false, code: 'invalid_token' };
+    this.touch(record);
+    return { ok: true, record, user };
   }
 
   /** Records lastUsedAt at most once a minute per token, without making the request wait. */

@@ -5,7 +5,7 @@
 import type { AuthenticatorConfigOf } from '../../config/schema.js';
 import type { GatewayContext } from '../../context.js';
 import { StoreUnavailableError } from '../../errors.js';
-import { acquireApiTokens, type ApiTokenService } from '../../tokens/api-tokens.js';
+import { acquireApiTokens, type ApiTokenService, type TokenVerification } from '../../tokens/api-tokens.js';
 import { DrfTokens, isDrfKey } from '../../tokens/drf-tokens.js';
 import { requireDjangoDatabase } from './django-session.js';
 import { authenticated, NOT_MINE, rejected, type Authenticator, type AuthOutcome, type AuthRequest } from '../types.js';
@@ -55,11 +55,17 @@ export function createTokenAuthenticator(name: string, cfg: AuthenticatorConfigO
     });
   }
 
-  async function authenticate(request: AuthRequest): Promise<AuthOutcome> {
+  /** Synchronous when the token and its user are in memory (warm); otherwise asks the store. */
+  function authenticate(request: AuthRequest): AuthOutcome | Promise<AuthOutcome> {
     const key = parseTokenAuthorization(request.headers.authorization, service);
     if (key === undefined) return NOT_MINE;
     if (drf && isDrfKey(key) && !service.isWellFormed(key)) return authenticateDrf(key, drf);
     if (key.length === 0 || key.length > MAX_KEY_LENGTH || !service.isWellFormed(key)) return rejected('invalid_token');
+    const now = service.verifyNow(key, ctx.users);
+    return now !== undefined ? outcomeOf(now) : authenticateFromStore(key);
+  }
+
+  async function authenticateFromStore(key: string): Promise<AuthOutcome> {
     let verdict;
     try {
       verdict = await service.verify(key, ctx.users);
@@ -67,6 +73,10 @@ export function createTokenAuthenticator(name: string, cfg: AuthenticatorConfigO
       if (err instanceof StoreUnavailableError) return rejected('store_unavailable');
       throw err;
     }
+    return outcomeOf(verdict);
+  }
+
+  function outcomeOf(verdict: TokenVerification): AuthOutcome {
     if (!verdict.ok) return rejected(verdict.code);
     const { record, user } = verdict;
     return authenticated({
