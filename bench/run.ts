@@ -168,7 +168,10 @@ function build(notes: string[]): (name: string) => string {
 let script: (name: string) => string = (name) => join(here, `${name}.ts`);
 
 async function startGatewayChild(name: string, configFile: string): Promise<Child> {
-  return spawnNode(script('gateway-child'), [configFile, 'warn'], { name, core: CORE_GATEWAY, nodeFlags: ['--expose-gc'] });
+  // AUTHGATE_BENCH_NODE_FLAGS (e.g. "--trace-gc"): extra node flags for the gateway children,
+  // whose stdout is then shown (V8 traces go there).
+  const extra = process.env.AUTHGATE_BENCH_NODE_FLAGS?.split(' ').filter((f) => f !== '') ?? [];
+  return spawnNode(script('gateway-child'), [configFile, 'warn'], { name, core: CORE_GATEWAY, nodeFlags: ['--expose-gc', ...extra], stdout: extra.length > 0 ? 'inherit' : 'ignore' });
 }
 
 /** One request per scenario before measuring: a scenario that does not answer 2xx is dropped. */
@@ -395,7 +398,7 @@ async function main(): Promise<void> {
   if (opts.profile) {
     // One profile per gateway scenario, of one more run of it (after the measured rounds).
     const sections: string[] = [];
-    const profiled: Partial<Record<TargetName, Child>> = { bare, gateway, 'gateway-redis': redisGw, 'gateway-django': djangoGw };
+    const profiled: Partial<Record<TargetName, Child>> = { bare, floor, gateway, 'gateway-redis': redisGw, 'gateway-django': djangoGw };
     for (const s of scenarios) {
       const child = profiled[s.target];
       if (!child) continue;
