@@ -126,20 +126,25 @@ export function comparisons(sum: ScenarioSummary[]): Comparison[] {
   }
   const jwt = by.get('jwt-rs256');
   const hjwt = by.get('haproxy-jwt');
+  const floor = by.get('node-floor');
+  const floorJwt = by.get('node-floor-jwt');
+  // Issue 12: the RS256 route within 1.25x HAProxy jwt_verify; where the Node floor with the same
+  // cached check is itself above 1.25x HAProxy (a noisy run), within 1.10x that floor instead.
+  const floorVsHaproxy = floorJwt && hjwt && hjwt.usPerReq > 0 ? floorJwt.usPerReq / hjwt.usPerReq : undefined;
+  const judgeByFloor = floorVsHaproxy === undefined || floorVsHaproxy > 1.25;
   if (jwt && hjwt && hjwt.usPerReq > 0) {
     const v = jwt.usPerReq / hjwt.usPerReq;
-    out.push({ name: 'jwt RS256 route vs HAProxy jwt_verify (CPU µs/req)', value: v, target: '<= 2x', ok: v <= 2, detail: `${fmt(jwt.usPerReq, 1)} vs ${fmt(hjwt.usPerReq, 1)} µs/req` });
+    out.push({ name: 'jwt RS256 route vs HAProxy jwt_verify (CPU µs/req)', value: v, target: judgeByFloor ? '(info)' : '<= 1.25x', ok: v <= 1.25, detail: `${fmt(jwt.usPerReq, 1)} vs ${fmt(hjwt.usPerReq, 1)} µs/req` });
     const cold = by.get('jwt-rs256-cold');
     if (cold) {
       const c = cold.usPerReq / hjwt.usPerReq;
       out.push({ name: 'jwt RS256, a new token every request, vs HAProxy jwt_verify', value: c, target: '(info)', ok: c <= 2, detail: `${fmt(cold.usPerReq, 1)} vs ${fmt(hjwt.usPerReq, 1)} µs/req` });
     }
   }
-  // Issue 12: the fast path against the Node floor of the same run.
-  const floor = by.get('node-floor');
-  const floorJwt = by.get('node-floor-jwt');
-  if (jwt && floorJwt && floorJwt.usPerReq > 0) out.push({ name: 'jwt RS256 route vs Node floor + cached fast-jwt (CPU µs/req)', value: jwt.usPerReq / floorJwt.usPerReq, target: '<= 1.10x', ok: jwt.usPerReq / floorJwt.usPerReq <= 1.1, detail: `${fmt(jwt.usPerReq, 1)} vs ${fmt(floorJwt.usPerReq, 1)} µs/req` });
-  if (floorJwt && hjwt && hjwt.usPerReq > 0) out.push({ name: 'Node floor + cached fast-jwt vs HAProxy jwt_verify (CPU µs/req)', value: floorJwt.usPerReq / hjwt.usPerReq, target: '(info)', ok: true, detail: `${fmt(floorJwt.usPerReq, 1)} vs ${fmt(hjwt.usPerReq, 1)} µs/req` });
+  if (jwt && floorJwt && floorJwt.usPerReq > 0) out.push({ name: 'jwt RS256 route vs Node floor + cached fast-jwt (CPU µs/req)', value: jwt.usPerReq / floorJwt.usPerReq, target: judgeByFloor ? '<= 1.10x' : '(info)', ok: jwt.usPerReq / floorJwt.usPerReq <= 1.1, detail: `${fmt(jwt.usPerReq, 1)} vs ${fmt(floorJwt.usPerReq, 1)} µs/req` });
+  if (floorVsHaproxy !== undefined && floorJwt && hjwt) out.push({ name: 'Node floor + cached fast-jwt vs HAProxy jwt_verify (CPU µs/req)', value: floorVsHaproxy, target: '(info)', ok: true, detail: `${fmt(floorJwt.usPerReq, 1)} vs ${fmt(hjwt.usPerReq, 1)} µs/req` });
+  const bareRow = by.get('bare');
+  if (jwt && bareRow && bareRow.usPerReq > 0) out.push({ name: 'jwt RS256 route vs bare @fastify/http-proxy (CPU µs/req)', value: jwt.usPerReq / bareRow.usPerReq, target: '<= 0.80x', ok: jwt.usPerReq / bareRow.usPerReq <= 0.8, detail: `${fmt(jwt.usPerReq, 1)} vs ${fmt(bareRow.usPerReq, 1)} µs/req` });
   if (floor && floor.usPerReq > 0) {
     const anon = by.get('anonymous');
     if (anon) out.push({ name: 'anonymous vs Node floor (CPU µs/req)', value: anon.usPerReq / floor.usPerReq, target: '<= 1.05x', ok: anon.usPerReq / floor.usPerReq <= 1.05, detail: `${fmt(anon.usPerReq, 1)} vs ${fmt(floor.usPerReq, 1)} µs/req` });
