@@ -86,16 +86,23 @@ export class ProxyHandler {
    */
   handle(req: IncomingMessage, res: ServerResponse, done: (rec: RequestRecord) => void): void {
     const rec: RequestRecord = { route: '-', authenticator: undefined, user: undefined };
+    // Reported once, even if something throws after the answer was written.
+    let reported = false;
+    const report = (r: RequestRecord): void => {
+      if (reported) return;
+      reported = true;
+      done(r);
+    };
     const fail = (err: unknown): void => {
       if (err instanceof GatewayError) writeProblem(res, err.code, err.detail, err.headers);
       else {
         this.deps.log.error({ err }, 'proxy request failed');
         writeProblem(res, 'internal');
       }
-      done(rec);
+      report(rec);
     };
     try {
-      this.start(req, res, rec, done, fail);
+      this.start(req, res, rec, report, fail);
     } catch (err) {
       fail(err);
     }
@@ -236,54 +243,52 @@ export class ProxyHandler {
       body: body ?? (streamBody ? req : null),
       ...(timeout !== undefined ? { headersTimeout: timeout, bodyTimeout: timeout } : {}),
     };
-    {
-      let controllerRef: Dispatcher.DispatchController | undefined;
-      let finished = false;
-      // Not removed when the exchange ends (the response object ends with it): the flag keeps a
-      // late 'close' from aborting anything.
-      res.once('close', () => {
-        if (!finished && !res.writableFinished) controllerRef?.abort(new Error('client closed the connection'));
-      });
-      const finish = (): void => { finished = true; x.done(x.rec); };
-      let drainHooked = false;
-      const handler: Dispatcher.DispatchHandler = {
-        onRequestStart(controller) { controllerRef = controller; },
-        onResponseStart(controller, statusCode, upstreamHeaders) {
-          if (statusCode < 200) return; // 1xx from the upstream are not relayed
-          metrics.upstreamLatency.observe(route.name, (performance.now() - startedAt) / 1000);
-          const cors = route.data.cors;
-          if (cors !== undefined && corsRequest !== undefined) applyCorsToUpstreamHeaders(cors, corsRequest, upstreamHeaders as IncomingHttpHeaders);
-          const c = upstreamHeaders.connection;
-          const listed = typeof c === 'string' && c !== 'keep-alive' && c !== 'close' ? c.toLowerCase().split(',').map((s) => s.trim()) : NONE;
-          for (const name in upstreamHeaders) {
-            if (HOP_BY_HOP.has(name) || listed.includes(name)) continue;
-            const v = upstreamHeaders[name];
-            if (v !== undefined) res.setHeader(name, v);
-          }
-          res.writeHead(statusCode);
-        },
-        onResponseData(controller, chunk) {
-          if (res.write(chunk)) return;
-          // Backpressure: pause the upstream until the client has taken what is buffered.
-          controller.pause();
-          if (!drainHooked) {
-            drainHooked = true;
-            res.on('drain', () => controller.resume());
-          }
-        },
-        onResponseEnd() {
-          res.end();
-          finish();
-        },
-        onResponseError: (_controller, err) => {
-          if (isConnectFailure(err)) route.data.upstream.markDown(upstream, Date.now());
-          if (res.headersSent) res.destroy();
-          else if (!res.destroyed) writeProblem(res, isTimeout(err) ? 'upstream_timeout' : 'upstream_unavailable');
-          finish();
-        },
-      };
-      this.pool(upstream).dispatch(options, handler);
-    }
+    let controllerRef: Dispatcher.DispatchController | undefined;
+    let finished = false;
+    // Not removed when the exchange ends (the response object ends with it): the flag keeps a
+    // late 'close' from aborting anything.
+    res.once('close', () => {
+      if (!finished && !res.writableFinished) controllerRef?.abort(new Error('client closed the connection'));
+    });
+    const finish = (): void => { finished = true; x.done(x.rec); };
+    let drainHooked = false;
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(controller) { controllerRef = controller; },
+      onResponseStart(controller, statusCode, upstreamHeaders) {
+        if (statusCode < 200) return; // 1xx from the upstream are not relayed
+        metrics.upstreamLatency.observe(route.name, (performance.now() - startedAt) / 1000);
+        const cors = route.data.cors;
+        if (cors !== undefined && corsRequest !== undefined) applyCorsToUpstreamHeaders(cors, corsRequest, upstreamHeaders as IncomingHttpHeaders);
+        const c = upstreamHeaders.connection;
+        const listed = typeof c === 'string' && c !== 'keep-alive' && c !== 'close' ? c.toLowerCase().split(',').map((s) => s.trim()) : NONE;
+        for (const name in upstreamHeaders) {
+          if (HOP_BY_HOP.has(name) || listed.includes(name)) continue;
+          const v = upstreamHeaders[name];
+          if (v !== undefined) res.setHeader(name, v);
+        }
+        res.writeHead(statusCode);
+      },
+      onResponseData(controller, chunk) {
+        if (res.write(chunk)) return;
+        // Backpressure: pause the upstream until the client has taken what is buffered.
+        controller.pause();
+        if (!drainHooked) {
+          drainHooked = true;
+          res.on('drain', () => controller.resume());
+        }
+      },
+      onResponseEnd() {
+        res.end();
+        finish();
+      },
+      onResponseError: (_controller, err) => {
+        if (isConnectFailure(err)) route.data.upstream.markDown(upstream, Date.now());
+        if (res.headersSent) res.destroy();
+        else if (!res.destroyed) writeProblem(res, isTimeout(err) ? 'upstream_timeout' : 'upstream_unavailable');
+        finish();
+      },
+    };
+    this.pool(upstream).dispatch(options, handler);
   }
 
   async close(): Promise<void> {
