@@ -8,7 +8,7 @@
 // Logout anywhere publishes the id on `sessions:revoked`; every instance drops it from its cache.
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import type { GatewayContext } from '../context.js';
+import { NOT_IN_MEMORY, type GatewayContext } from '../context.js';
 import { GatewayError } from '../errors.js';
 import { RESYNC_CHANNEL } from '../store/types.js';
 import { durationMs } from '../util/duration.js';
@@ -183,6 +183,37 @@ export class SessionService {
    * What a cookie value stands for. A bad signature is answered without any store access; a
    * store outage when a read is needed throws StoreUnavailableError (fail closed).
    */
+  /**
+   * `resolveCookie` answered from memory alone: the signer loaded, the session cached and not
+   * idle by this instance's view, its user in memory (`peek`). Undefined when anything must be
+   * read (the caller then awaits `resolveCookie`, which repeats these checks with the store).
+   */
+  resolveCookieNow(cookieValue: string): SessionLookup | undefined {
+    const signer = this.#signer;
+    if (signer === undefined || cookieValue === '') return undefined;
+    const id = signer.handleOf(cookieValue);
+    if (id === undefined) return ABSENT_CLEAR;
+    const now = this.#now();
+    const entry = this.#cache.get(id);
+    if (entry === undefined || this.#storeDown || now - entry.lastSeen > this.settings.idleMs) return undefined;
+    const record = entry.record;
+    const needsUser = record.method === 'session' || record.oidc?.linked === true;
+    const user = needsUser ? this.#ctx.users.peek?.(record.user) ?? NOT_IN_MEMORY : undefined;
+    if (user === NOT_IN_MEMORY) return undefined;
+    // A changed user (password, groups) is re-checked on the asynchronous path.
+    if (record.method === 'session' && user !== undefined && !user.disabled && entry.userVersion !== user.version) return undefined;
+    // From here the same steps as resolveCookie: liveness and activity, then the user.
+    if (this.#stillLive(entry, now) === undefined) return ABSENT_CLEAR;
+    if (needsUser && (user === undefined || user.disabled)) {
+      this.#expire(record);
+      return ABSENT_CLEAR;
+    }
+    const session: SessionRecord = record.method === 'session' && user !== undefined
+      ? { ...record, email: user.email, groups: user.groups, lastSeenAt: entry.lastSeen }
+      : { ...record, lastSeenAt: entry.lastSeen };
+    return session.pendingMfa !== undefined ? { kind: 'pending', session } : { kind: 'active', session };
+  }
+
   async resolveCookie(cookieValue: string | undefined): Promise<SessionLookup> {
     if (cookieValue === undefined) return ABSENT;
     const id = await this.sessionIdOf(cookieValue);
@@ -359,6 +390,13 @@ export class SessionService {
       }
     }
     if (entry === undefined) return undefined;
+    return this.#stillLive(entry, now);
+  }
+
+  /** Ends a session past its lifetime or idle timeout; otherwise records the activity (written at most every writeIntervalMs). */
+  #stillLive(entry: CacheEntry, now: number): CacheEntry | undefined {
+    const { idleMs } = this.settings;
+    const id = entry.record.id;
     if (now >= entry.record.createdAt + lifetimeMs(entry.record, this.settings) || now - entry.lastSeen > idleMs) {
       this.#expire(entry.record);
       return undefined;

@@ -6,7 +6,7 @@ import type { AuthenticatorConfigOf } from '../../config/schema.js';
 import type { GatewayContext } from '../../context.js';
 import { GatewayError } from '../../errors.js';
 import { acquireSessionService, type SessionService } from '../../sessions/service.js';
-import type { SessionRecord } from '../../sessions/types.js';
+import type { SessionLookup, SessionRecord } from '../../sessions/types.js';
 import { authenticated, NOT_MINE, rejected, type Authenticator, type AuthOutcome, type AuthRequest, type Identity } from '../types.js';
 
 /** The identity a live session stands for. */
@@ -27,11 +27,19 @@ export function sessionIdentity(session: SessionRecord, authenticator: string, a
   };
 }
 
-/** Resolves the request's session cookie to an outcome; shared by the authenticator and /login. */
-export async function authenticateSession(service: SessionService, request: AuthRequest, name: string): Promise<AuthOutcome> {
+/**
+ * Resolves the request's session cookie to an outcome; shared by the authenticator and /login.
+ * Synchronous for a warm session (SessionService.resolveCookieNow), else it asks the store.
+ */
+export function authenticateSession(service: SessionService, request: AuthRequest, name: string): AuthOutcome | Promise<AuthOutcome> {
   const cookieName = service.cookieName;
   const value = request.cookies[cookieName];
   if (value === undefined) return NOT_MINE;
+  const now = service.resolveCookieNow(value);
+  return now !== undefined ? outcomeOf(service, request, name, now) : resolveFromStore(service, request, name, value);
+}
+
+async function resolveFromStore(service: SessionService, request: AuthRequest, name: string, value: string): Promise<AuthOutcome> {
   let lookup;
   try {
     lookup = await service.resolveCookie(value);
@@ -39,13 +47,17 @@ export async function authenticateSession(service: SessionService, request: Auth
     if (err instanceof GatewayError) return rejected(err.code);
     throw err;
   }
+  return outcomeOf(service, request, name, lookup);
+}
+
+function outcomeOf(service: SessionService, request: AuthRequest, name: string, lookup: SessionLookup): AuthOutcome {
   switch (lookup.kind) {
     case 'active':
       return authenticated(sessionIdentity(lookup.session, name, service.settings.absoluteMs));
     case 'pending':
       return NOT_MINE;
     case 'absent':
-      if (lookup.clear) request.clearCookie?.(cookieName);
+      if (lookup.clear) request.clearCookie?.(service.cookieName);
       return NOT_MINE;
   }
 }
