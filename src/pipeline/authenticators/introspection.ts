@@ -17,7 +17,7 @@ import type { ErrorCode } from '../../errors.js';
 import { isWellFormedToken } from '../../tokens/api-tokens.js';
 import { selfIssuer } from '../../tokens/jwt-issuer.js';
 import { durationMs } from '../../util/duration.js';
-import { keyedHash } from '../../util/secure.js';
+import { credentialCacheKey } from '../../util/secure.js';
 import { authenticated, NOT_MINE, rejected, type Authenticator, type AuthOutcome, type AuthRequest, type Rejected } from '../types.js';
 
 /** Longer Bearer values are refused without a call (THREATS 13/22). */
@@ -247,7 +247,10 @@ export function createIntrospectionAuthenticator(
     });
   }
 
-  async function authenticate(request: AuthRequest): Promise<AuthOutcome> {
+  const cacheKeyOf = credentialCacheKey(ctx.cacheKey, 'introspection', name, endpoint);
+
+  /** Synchronous on a cache hit (positive or negative); a promise only when the endpoint is asked. */
+  function authenticate(request: AuthRequest): AuthOutcome | Promise<AuthOutcome> {
     const header = request.headers.authorization;
     if (header === undefined) return NOT_MINE;
     const space = header.indexOf(' ');
@@ -262,7 +265,7 @@ export function createIntrospectionAuthenticator(
     }
     if (token.length === 0 || token.length > MAX_TOKEN_LENGTH || !B64TOKEN_RE.test(token)) return rejected('invalid_token');
 
-    const key = keyedHash(ctx.cacheKey, 'introspection', name, endpoint, token);
+    const key = cacheKeyOf(token);
     const hit = positive.get(key);
     if (hit) {
       ctx.metrics?.cache.inc('introspection', 'hit');
@@ -287,6 +290,10 @@ export function createIntrospectionAuthenticator(
       const clear = (): void => void pending.delete(key);
       call.then(clear, clear);
     }
+    return awaitVerdict(request, call);
+  }
+
+  async function awaitVerdict(request: AuthRequest, call: Promise<Verdict>): Promise<AuthOutcome> {
     let verdict: Verdict;
     try {
       verdict = await call;
