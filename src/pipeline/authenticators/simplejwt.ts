@@ -13,8 +13,9 @@ import { createDecoder, createVerifier, TokenError } from 'fast-jwt';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { AuthenticatorConfigOf } from '../../config/schema.js';
-import type { GatewayContext } from '../../context.js';
+import { NOT_IN_MEMORY, type GatewayContext } from '../../context.js';
 import { djangoSecretKeys } from '../../credentials/django.js';
+import type { DjangoUser } from '../../credentials/postgres-users.js';
 import { StoreUnavailableError } from '../../errors.js';
 import { durationMs } from '../../util/duration.js';
 import { requireDjangoDatabase } from './django-session.js';
@@ -66,7 +67,8 @@ export function createSimpleJwtAuthenticator(name: string, cfg: AuthenticatorCon
     return typeof p.token_type === 'string' && p.iss === issuer;
   }
 
-  async function authenticate(request: AuthRequest): Promise<AuthOutcome> {
+  /** Synchronous when the token's user is in the directory's cache (warm); else it asks the database. */
+  function authenticate(request: AuthRequest): AuthOutcome | Promise<AuthOutcome> {
     const token = bearer(request);
     if (token === undefined || !isMine(token)) return NOT_MINE;
     let payload: Payload;
@@ -80,6 +82,11 @@ export function createSimpleJwtAuthenticator(name: string, cfg: AuthenticatorCon
     const claim = payload[userIdClaim];
     const userId = typeof claim === 'number' && Number.isSafeInteger(claim) ? String(claim) : typeof claim === 'string' ? claim : undefined;
     if (userId === undefined) return rejected('invalid_token');
+    const known = db.peekById(userId);
+    return known !== NOT_IN_MEMORY ? outcomeFor(known, payload) : lookUp(userId, payload);
+  }
+
+  async function lookUp(userId: string, payload: Payload): Promise<AuthOutcome> {
     let user;
     try {
       user = await db.getById(userId);
@@ -87,6 +94,10 @@ export function createSimpleJwtAuthenticator(name: string, cfg: AuthenticatorCon
       if (err instanceof StoreUnavailableError) return rejected('store_unavailable');
       throw err;
     }
+    return outcomeFor(user, payload);
+  }
+
+  function outcomeFor(user: DjangoUser | undefined, payload: Payload): AuthOutcome {
     // simplejwt's JWTAuthentication.get_user: unknown or inactive users are refused.
     if (!user || user.record.disabled) return rejected('invalid_token', 'The token user is not active.');
     const record = user.record;
