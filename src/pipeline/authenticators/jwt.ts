@@ -10,7 +10,7 @@ import { identityFromClaims } from '../../jose/claims.js';
 import { classifyBearer, JwsVerifier, type Json } from '../../jose/jws.js';
 import { RemoteKeySource, StaticKeySource, verificationKey, type KeySource, type VerificationKey } from '../../jose/keys.js';
 import type { AuthenticatorConfigOf } from '../../config/schema.js';
-import type { GatewayContext } from '../../context.js';
+import { NOT_IN_MEMORY, type GatewayContext } from '../../context.js';
 import { acquireDenylist, type Denylist } from '../../tokens/denylist.js';
 import { readFamilyVersion, selfIssuer } from '../../tokens/jwt-issuer.js';
 import { durationMs } from '../../util/duration.js';
@@ -164,7 +164,10 @@ export function createJwtAuthenticator(name: string, cfg: JwtAuthenticatorConfig
   function liveChecks(jti: string | undefined, fam: string | undefined, sub: unknown): Rejected | undefined | Promise<Rejected | undefined> {
     if (denylist === undefined) return undefined;
     if (denylist.isRevoked(jti, fam)) return rejected('token_revoked');
-    if (familyCheck !== undefined && fam !== undefined) return familyCheck.check(sub, fam);
+    if (familyCheck !== undefined && fam !== undefined) {
+      const now = familyCheck.checkNow(sub, fam);
+      return now !== NOT_IN_MEMORY ? now : familyCheck.check(sub, fam);
+    }
     return undefined;
   }
 
@@ -242,6 +245,21 @@ export class FamilyUserCheck {
   readonly #versions = new LRUCache<string, string>({ max: 10_000, ttl: 10 * 60_000 });
 
   constructor(private readonly ctx: Pick<GatewayContext, 'users' | 'store'>) {}
+
+  /**
+   * `check` answered from memory (the user from `peek`, the family's version cached), or
+   * NOT_IN_MEMORY when the directory or the store must be asked.
+   */
+  checkNow(sub: unknown, fam: string): Rejected | undefined | typeof NOT_IN_MEMORY {
+    if (typeof sub !== 'string') return rejected('invalid_token');
+    const user = this.ctx.users.peek?.(sub) ?? NOT_IN_MEMORY;
+    if (user === NOT_IN_MEMORY) return NOT_IN_MEMORY;
+    if (user === undefined || user.disabled) return rejected('token_revoked');
+    const version = this.#versions.get(fam);
+    if (version === undefined) return NOT_IN_MEMORY;
+    if (version === '') return rejected('token_revoked');
+    return version === user.version ? undefined : rejected('token_revoked');
+  }
 
   async check(sub: unknown, fam: string): Promise<Rejected | undefined> {
     if (typeof sub !== 'string') return rejected('invalid_token');
