@@ -25,6 +25,14 @@ export interface UserRecord {
 /** `UserDirectory.peek`'s answer when the user is not known without a lookup. */
 export const NOT_IN_MEMORY: unique symbol = Symbol('not in memory');
 
+/**
+ * `directory.peek(username)`, or NOT_IN_MEMORY when the directory has no `peek`. (Not
+ * `peek?.() ?? NOT_IN_MEMORY`: that would turn a definite "no such user" into "ask the directory".)
+ */
+export function peekUser(directory: UserDirectory, username: string): UserRecord | undefined | typeof NOT_IN_MEMORY {
+  return directory.peek ? directory.peek(username) : NOT_IN_MEMORY;
+}
+
 export interface UserDirectory {
   /** By username, or by email when `login.identifiers` allows it. */
   lookup(login: string): Promise<UserRecord | undefined>;

@@ -8,7 +8,7 @@
 // Logout anywhere publishes the id on `sessions:revoked`; every instance drops it from its cache.
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { NOT_IN_MEMORY, type GatewayContext } from '../context.js';
+import { NOT_IN_MEMORY, peekUser, type GatewayContext } from '../context.js';
 import { GatewayError } from '../errors.js';
 import { RESYNC_CHANNEL } from '../store/types.js';
 import { durationMs } from '../util/duration.js';
@@ -198,7 +198,7 @@ export class SessionService {
     if (entry === undefined || this.#storeDown || now - entry.lastSeen > this.settings.idleMs) return undefined;
     const record = entry.record;
     const needsUser = record.method === 'session' || record.oidc?.linked === true;
-    const user = needsUser ? this.#ctx.users.peek?.(record.user) ?? NOT_IN_MEMORY : undefined;
+    const user = needsUser ? peekUser(this.#ctx.users, record.user) : undefined;
     if (user === NOT_IN_MEMORY) return undefined;
     // A changed user (password, groups) is re-checked on the asynchronous path.
     if (record.method === 'session' && user !== undefined && !user.disabled && entry.userVersion !== user.version) return undefined;

@@ -19,7 +19,7 @@ import { crc32 } from 'node:zlib';
 import { LRUCache } from 'lru-cache';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/schema.js';
-import { NOT_IN_MEMORY, type GatewayContext, type UserRecord } from '../context.js';
+import { NOT_IN_MEMORY, peekUser, type GatewayContext, type UserRecord } from '../context.js';
 import { audit, type AuditOrigin } from '../ops/audit.js';
 import type { Metrics } from '../ops/metrics.js';
 import { RESYNC_CHANNEL, type Store } from '../store/types.js';
@@ -314,7 +314,7 @@ export class ApiTokenService {
     if (!this.isWellFormed(token)) return undefined;
     const record = this.positive.get(hashToken(token));
     if (record === undefined) return undefined;
-    const user = users.peek?.(record.user) ?? NOT_IN_MEMORY;
+    const user = peekUser(users, record.user);
     if (user === NOT_IN_MEMORY) return undefined;
     this.metrics?.cache.inc('token', 'hit');
     if (record.revokedAt !== undefined) return { ok: false, code: 'token_revoked' };

@@ -5,7 +5,7 @@
 // factor: a user who must use MFA is refused (mfa_required), on cache hits too (issue 9.13).
 import { LRUCache } from 'lru-cache';
 import type { AuthenticatorConfigOf } from '../../config/schema.js';
-import { NOT_IN_MEMORY, type GatewayContext, type LockState, type PasswordCheck, type UserRecord } from '../../context.js';
+import { NOT_IN_MEMORY, peekUser, type GatewayContext, type LockState, type PasswordCheck, type UserRecord } from '../../context.js';
 import { StoreUnavailableError } from '../../errors.js';
 import { verifyLogin, type VerifyLoginOptions } from '../../credentials/login.js';
 import { MAX_PASSWORD_BYTES } from '../../credentials/passwords.js';
@@ -178,7 +178,7 @@ export function createBasicAuthenticator(
    * state remembered within lockMemoMs. Undefined when something must be looked up.
    */
   function fromCacheNow(cacheKey: string, hit: CachedVerification, ip: string): AuthOutcome | undefined {
-    const user = ctx.users.peek?.(hit.username) ?? NOT_IN_MEMORY;
+    const user = peekUser(ctx.users, hit.username);
     if (user === NOT_IN_MEMORY) return undefined;
     if (!user || user.disabled || user.version !== hit.version) return undefined; // the slow path drops it
     const memo = lockMemo.get(memoKey(user.username, ip));

@@ -10,7 +10,7 @@ import { identityFromClaims } from '../../jose/claims.js';
 import { classifyBearer, JwsVerifier, type Json } from '../../jose/jws.js';
 import { RemoteKeySource, StaticKeySource, verificationKey, type KeySource, type VerificationKey } from '../../jose/keys.js';
 import type { AuthenticatorConfigOf } from '../../config/schema.js';
-import { NOT_IN_MEMORY, type GatewayContext } from '../../context.js';
+import { NOT_IN_MEMORY, peekUser, type GatewayContext } from '../../context.js';
 import { acquireDenylist, type Denylist } from '../../tokens/denylist.js';
 import { readFamilyVersion, selfIssuer } from '../../tokens/jwt-issuer.js';
 import { durationMs } from '../../util/duration.js';
@@ -252,7 +252,7 @@ export class FamilyUserCheck {
    */
   checkNow(sub: unknown, fam: string): Rejected | undefined | typeof NOT_IN_MEMORY {
     if (typeof sub !== 'string') return rejected('invalid_token');
-    const user = this.ctx.users.peek?.(sub) ?? NOT_IN_MEMORY;
+    const user = peekUser(this.ctx.users, sub);
     if (user === NOT_IN_MEMORY) return NOT_IN_MEMORY;
     if (user === undefined || user.disabled) return rejected('token_revoked');
     const version = this.#versions.get(fam);
