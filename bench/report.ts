@@ -27,6 +27,8 @@ export interface ScenarioSummary {
 export interface Comparison {
   name: string;
   value: number;
+  /** Absent: a ratio (printed "1.23x"); µs: a difference (printed "+1.2 µs"). */
+  unit?: 'µs';
   target: string;
   ok: boolean;
   detail: string;
@@ -72,6 +74,8 @@ export interface BenchReport {
   comparisons: Comparison[];
   verify?: VerifyResult | undefined;
   abuse?: AbuseResult[] | undefined;
+  /** info vs warn alternated every windowMs in one load run on the gateway (CPU µs per request received). */
+  infoAlternating?: { id: string; windowMs: number; windows: number; warnUsPerReq: number; infoUsPerReq: number; warnRequests: number; infoRequests: number } | undefined;
   infoLevel?: { id: string; rps: number; usPerReq: number; warnRps: number; warnUsPerReq: number } | undefined;
 }
 
@@ -115,7 +119,7 @@ export function summarize(scenarios: Scenario[], runs: Map<string, RunResult[]>)
   });
 }
 
-export function comparisons(sum: ScenarioSummary[]): Comparison[] {
+export function comparisons(sum: ScenarioSummary[], infoAlternating?: BenchReport['infoAlternating']): Comparison[] {
   const by = new Map(sum.map((s) => [s.id, s]));
   const out: Comparison[] = [];
   const basic = by.get('basic');
@@ -154,7 +158,14 @@ export function comparisons(sum: ScenarioSummary[]): Comparison[] {
     }
   }
   const info = by.get('jwt-rs256@info');
-  if (jwt && info) out.push({ name: 'jwt RS256 at log level info minus warn (CPU µs/req)', value: info.usPerReq - jwt.usPerReq, target: '<= 1 µs', ok: info.usPerReq - jwt.usPerReq <= 1, detail: `${fmt(info.usPerReq, 1)} vs ${fmt(jwt.usPerReq, 1)} µs/req` });
+  // Judged on the alternating measurement (one load, levels switched every window) when there is
+  // one; the separate runs drift by more than the difference.
+  const alt = infoAlternating;
+  if (alt) {
+    const d = alt.infoUsPerReq - alt.warnUsPerReq;
+    out.push({ name: `${alt.id} at log level info minus warn, alternated every ${alt.windowMs} ms in one run (CPU µs/req)`, value: d, unit: 'µs', target: '<= 1 µs', ok: d <= 1, detail: `${fmt(alt.infoUsPerReq, 1)} vs ${fmt(alt.warnUsPerReq, 1)} µs/req over ${alt.windows} windows` });
+  }
+  if (jwt && info) out.push({ name: 'jwt RS256 at log level info minus warn, separate runs (CPU µs/req)', value: info.usPerReq - jwt.usPerReq, unit: 'µs', target: alt ? '(info)' : '<= 1 µs', ok: info.usPerReq - jwt.usPerReq <= 1, detail: `${fmt(info.usPerReq, 1)} vs ${fmt(jwt.usPerReq, 1)} µs/req` });
   const w2 = by.get('jwt-rs256-w2');
   if (jwt && w2 && jwt.rps > 0) out.push({ name: 'jwt RS256 throughput, server.workers 2 vs 1', value: w2.rps / jwt.rps, target: '(info)', ok: true, detail: `${fmt(w2.rps, 0)} vs ${fmt(jwt.rps, 0)} req/s` });
   const bare = by.get('bare');
@@ -186,7 +197,7 @@ export function markdownTable(r: BenchReport): string {
     );
   }
   const extra: string[] = [];
-  for (const c of r.comparisons) extra.push(`- ${c.name}: **${fmt(c.value, 2)}x** (${c.detail}; target ${c.target}) ${c.target === '(info)' ? '' : c.ok ? 'ok' : 'miss'}`);
+  for (const c of r.comparisons) extra.push(`- ${c.name}: **${c.unit === 'µs' ? `${c.value >= 0 ? '+' : ''}${fmt(c.value, 1)} µs` : `${fmt(c.value, 2)}x`}** (${c.detail}; target ${c.target}) ${c.target === '(info)' ? '' : c.ok ? 'ok' : 'miss'}`);
   if (r.infoLevel) {
     const i = r.infoLevel;
     extra.push(`- log level info (one JSON line per request to /dev/null), ${i.id}: ${fmt(i.rps, 0)} req/s, ${fmt(i.usPerReq, 1)} µs/req (level warn: ${fmt(i.warnRps, 0)} req/s, ${fmt(i.warnUsPerReq, 1)} µs/req)`);

@@ -375,6 +375,27 @@ async function main(): Promise<void> {
     }
   }
 
+  // Log level info against warn, alternated every 250 ms in one run of one load on the same
+  // process: separate runs of a few seconds each drift by more than the line costs on these VMs.
+  let infoAlternating: BenchReport['infoAlternating'];
+  const infoScenario = scenarios.find((s) => s.level === 'info');
+  const infoOf = infoScenario ? scenarios.find((s) => s.id === infoScenario.id.replace(/@info$/, '')) : undefined;
+  if (infoOf) {
+    const seconds = quick ? 8 : 24;
+    const ms = 250;
+    const windows = Math.floor(((seconds - 1) * 1000) / ms / 2) * 2;
+    const load = runLoad({ url: gatewayUrl + infoOf.path, headers: infoOf.headers, connections: opts.connections, duration: seconds }, undefined);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const reply = (await gateway.send({ cmd: 'alternate', levels: ['warn', 'info'], ms, windows })) as { levels?: Record<string, { cpuUs: number; requests: number }> };
+    await load;
+    const warn = reply.levels?.warn;
+    const info = reply.levels?.info;
+    if (warn && info && warn.requests > 0 && info.requests > 0) {
+      infoAlternating = { id: infoOf.id, windowMs: ms, windows, warnUsPerReq: warn.cpuUs / warn.requests, infoUsPerReq: info.cpuUs / info.requests, warnRequests: warn.requests, infoRequests: info.requests };
+      log(`log level info vs warn on ${infoOf.id}, alternated every ${ms} ms (${windows} windows): info ${infoAlternating.infoUsPerReq.toFixed(1)} µs/req, warn ${infoAlternating.warnUsPerReq.toFixed(1)} µs/req, difference ${(infoAlternating.infoUsPerReq - infoAlternating.warnUsPerReq).toFixed(1)} µs`);
+    }
+  }
+
   let abuse;
   if (opts.abuse) abuse = await runAbuse(gateway, gatewayUrl, abuseKinds(fx, types), opts.abuseCount, opts.connections, log);
 
@@ -389,9 +410,10 @@ async function main(): Promise<void> {
     peers: Object.fromEntries([...peers.entries()].map(([k, p]) => [k, p.version])),
     notes,
     scenarios: summaries,
-    comparisons: comparisons(summaries),
+    comparisons: comparisons(summaries, infoAlternating),
     verify,
     abuse,
+    infoAlternating,
     infoLevel: info && infoBase ? { id: infoBase.id, rps: info.rps, usPerReq: info.usPerReq, warnRps: infoBase.rps, warnUsPerReq: infoBase.usPerReq } : undefined,
   };
 
