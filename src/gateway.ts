@@ -213,7 +213,7 @@ export async function runGateway(opts: { configFile: string }): Promise<{ close(
   announceWorkerReady();
   const stop = (signal: string) => {
     gw.logger.info({ signal }, 'draining');
-    // The asynchronous log destination is flushed before exiting (and again on 'exit').
+    // The gathered request lines and the log destination are flushed before exiting (and again on 'exit').
     const exit = (code: number) => gw.logger.flush(() => process.exit(code));
     gw.close().then(() => exit(0), () => exit(1));
   };

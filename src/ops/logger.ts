@@ -22,20 +22,22 @@ export function createLogger(level: string | undefined, destination?: pino.Desti
       },
     },
   };
-  return pino(opts, destination ?? asyncStdout());
+  return pino(opts, destination ?? stdoutDestination());
 }
 
 let stdout: pino.DestinationStream | undefined;
 
 /**
- * stdout written asynchronously (sonic-boom): a log line costs the request a string append,
- * not a write(2) (issue 12). Whatever is still buffered is written out synchronously when the
- * process exits (SIGTERM and SIGINT end in process.exit after draining, see gateway.ts).
+ * stdout through sonic-boom, written synchronously (pino's default). The per-request lines do
+ * not pay a write each: the request log gathers them and hands them over a chunk of ~32 KiB at
+ * a time (ops/request-log.ts). Asynchronous writes were tried (issue 12) and measured worse
+ * here: each went through libuv's thread pool at ~65 µs of CPU a write on these machines
+ * (0.7 µs for the same 16 KiB written synchronously), and a flushSync at exit while one was in
+ * flight could write lines out of order.
  */
-function asyncStdout(): pino.DestinationStream {
+function stdoutDestination(): pino.DestinationStream {
   if (stdout) return stdout;
-  const dest = pino.destination({ dest: 1, sync: false });
-  process.once('exit', () => { try { dest.flushSync(); } catch { /* stdout already closed */ } });
+  const dest = pino.destination({ dest: 1, sync: true });
   stdout = dest;
   return dest;
 }

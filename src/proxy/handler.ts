@@ -325,10 +325,7 @@ export function createFastPath(deps: FastPathDeps, proxy: ProxyHandler, requestL
       const logged = (rec: RequestRecord): void => {
         const method = req.method ?? '';
         requestLog.count(rec.route, method, res.statusCode);
-        if (!requestLog.lineWanted()) return;
-        const url = req.url ?? '';
-        const q = url.indexOf('?');
-        requestLog.write({ method, path: q === -1 ? url : url.slice(0, q), route: rec.route, authenticator: rec.authenticator, user: rec.user, status: res.statusCode, ms: performance.now() - startedAt, ip: rec.ip ?? ip });
+        if (requestLog.lineWanted()) requestLog.record(method, req.url ?? '', rec.route, rec.authenticator, rec.user, res.statusCode, performance.now() - startedAt, rec.ip ?? ip);
       };
       if (!isVerify(req)) return proxy.handle(req, res, logged);
       let answer;

@@ -1,4 +1,4 @@
-// The request log line goes through an asynchronous stdout (issue 12): nothing written is lost
+// Request log lines are gathered before they reach stdout (issue 12): nothing recorded is lost
 // when the process is stopped with SIGTERM right after the last response.
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';

@@ -71,12 +71,12 @@ t.test('at warn nothing is written, but the request is counted', async (t) => {
   t.ok(requestLog.lineWanted(), 'a level change applies at once');
 });
 
-/** A logger on an asynchronous file destination, as in production (ops/logger.ts), and its file's lines. */
+/** A logger on a file destination written synchronously, as in production (ops/logger.ts), and its file's lines. */
 function fileLogger(t: Test): { log: pino.Logger; dest: pino.DestinationStream & { flushSync(): void; on(event: string, fn: () => void): unknown }; read(): string[] } {
   const dir = mkdtempSync(join(tmpdir(), 'authgate-reqlog-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'log');
-  const dest = pino.destination({ dest: file, sync: false, mkdir: true }) as pino.DestinationStream & { flushSync(): void; on(event: string, fn: () => void): unknown };
+  const dest = pino.destination({ dest: file, sync: true, mkdir: true }) as pino.DestinationStream & { flushSync(): void; on(event: string, fn: () => void): unknown };
   return { log: pino({ level: 'info' }, dest), dest, read: () => { try { return readFileSync(file, 'utf8').split('\n').filter((l) => l !== ''); } catch { return []; } } };
 }
 
@@ -104,4 +104,46 @@ t.test('a gathered line is written within the flush interval', async (t) => {
   while (read().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   t.equal(read().length, 1);
   requestLog.flush();
+});
+
+t.test('durations are written as pino writes Math.round(ms * 100) / 100', async (t) => {
+  const values = [0, 0.004, 0.005, 0.01, 0.1, 0.5, 1, 1.05, 1.5, 9.99, 9.995, 12.3456, 100, 1234.5, 2 ** 30 / 100 - 0.01, 2 ** 30 / 100, 1e9, 86_400_000.123, -1, -0.001];
+  const { log, lines } = capture('info');
+  const requestLog = createRequestLogger(log, new Metrics());
+  for (const ms of values) requestLog({ method: 'GET', path: '/', route: 'r', authenticator: undefined, user: undefined, status: 200, ms, ip: undefined });
+  await new Promise((r) => setImmediate(r));
+  t.same(lines.map((l) => (JSON.parse(l) as { ms: number }).ms), values.map((ms) => Math.round(ms * 100) / 100));
+});
+
+t.test('the query string is cut off and never written; status and time are numbers', async (t) => {
+  const { log, lines } = capture('info');
+  const requestLog = createRequestLogger(log, new Metrics());
+  const before = Date.now();
+  requestLog.record('GET', '/login/callback?code=s3cret-code&state=s3cret-state', 'r', 'oidc', 'alice', 302, 3.2, '10.0.0.1');
+  requestLog.record('GET', '?only=s3cret-query', 'r', undefined, undefined, 599, 0, undefined);
+  await new Promise((r) => setImmediate(r));
+  t.equal(lines.length, 2);
+  t.notMatch(lines.join('\n'), /s3cret/);
+  const [a, b] = lines.map((l) => JSON.parse(l) as { path: string; status: number; time: number; user?: string });
+  t.equal(a?.path, '/login/callback');
+  t.equal(a?.status, 302);
+  t.equal(a?.user, 'alice');
+  t.equal(b?.path, '');
+  t.equal(b?.status, 599);
+  t.ok((a?.time ?? 0) >= before && (a?.time ?? 0) <= Date.now());
+});
+
+t.test('a line longer than the gathering buffer is written whole, between its neighbours', async (t) => {
+  const { log, dest, read } = fileLogger(t);
+  await new Promise<void>((r) => dest.on('ready', () => r()));
+  const requestLog = createRequestLogger(log, new Metrics());
+  const long = `u${'\u0001é'.repeat(40_000)}`; // 6 bytes a control character once escaped
+  requestLog.record('GET', '/before', 'r', undefined, 'a', 200, 1, undefined);
+  requestLog.record('GET', '/long', 'r', undefined, long, 200, 1, undefined);
+  requestLog.record('GET', '/after', 'r', undefined, 'b', 200, 1, undefined);
+  requestLog.flush();
+  dest.flushSync();
+  const got = read().map((l) => JSON.parse(l) as { path: string; user: string });
+  t.same(got.map((l) => l.path), ['/before', '/long', '/after']);
+  t.equal(got[1]?.user, long);
 });
