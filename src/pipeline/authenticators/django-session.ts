@@ -9,10 +9,10 @@
 // request makes no database round trip.
 import { LRUCache } from 'lru-cache';
 import type { AuthenticatorConfigOf } from '../../config/schema.js';
-import type { GatewayContext } from '../../context.js';
 import { decodeSessionData, djangoSecretKeys, sessionAuthHashMatches } from '../../credentials/django.js';
 import type { DjangoUser, PostgresUserDirectory } from '../../credentials/postgres-users.js';
 import { djangoDatabase } from '../../credentials/users.js';
+import { NOT_IN_MEMORY, type GatewayContext } from '../../context.js';
 import { StoreUnavailableError } from '../../errors.js';
 import { credentialCacheKey, keyedHash } from '../../util/secure.js';
 import { authenticated, NOT_MINE, rejected, type Authenticator, type AuthOutcome, type AuthRequest } from '../types.js';
@@ -74,24 +74,41 @@ export function createDjangoSessionAuthenticator(name: string, cfg: Authenticato
     return entry;
   }
 
-  async function authenticate(request: AuthRequest): Promise<AuthOutcome> {
+  /**
+   * Answered synchronously when the row and its user are both in memory (a warm request: no
+   * promise); otherwise the database is asked.
+   */
+  function authenticate(request: AuthRequest): AuthOutcome | Promise<AuthOutcome> {
     const sessionKey = request.cookies[cookieName];
     if (sessionKey === undefined) return NOT_MINE;
     if (!SESSION_KEY.test(sessionKey)) {
       request.clearCookie?.(cookieName);
       return NOT_MINE;
     }
-    let entry: SessionEntry | undefined;
+    const entry = ttlMs > 0 ? cache.get(cacheKeyOf(sessionKey)) : undefined;
+    ctx.metrics?.cache.inc('django-session', entry ? 'hit' : 'miss');
+    if (entry !== undefined && entry.kind !== 'user') return conclude(request, entry, undefined);
+    if (entry !== undefined) {
+      const user = db.peekById(entry.userId);
+      if (user !== NOT_IN_MEMORY) return conclude(request, entry, user);
+    }
+    return lookUp(request, sessionKey, entry);
+  }
+
+  async function lookUp(request: AuthRequest, sessionKey: string, cached: SessionEntry | undefined): Promise<AuthOutcome> {
+    let entry = cached;
     let user: DjangoUser | undefined;
     try {
-      entry = ttlMs > 0 ? cache.get(cacheKeyOf(sessionKey)) : undefined;
-      ctx.metrics?.cache.inc('django-session', entry ? 'hit' : 'miss');
       entry ??= await load(sessionKey);
       if (entry?.kind === 'user') user = await db.getById(entry.userId);
     } catch (err) {
       if (err instanceof StoreUnavailableError) return rejected('store_unavailable');
       throw err;
     }
+    return conclude(request, entry, user);
+  }
+
+  function conclude(request: AuthRequest, entry: SessionEntry | undefined, user: DjangoUser | undefined): AuthOutcome {
     if (entry === undefined) {
       // No live row (expired, logged out, never existed): absent, as for the gateway's own cookie.
       request.clearCookie?.(cookieName);
