@@ -25,7 +25,10 @@ export interface RequestLogger {
    * its query string is cut off when the line is written, and never logged.
    */
   record(method: string, target: string, route: string, authenticator: string | undefined, user: string | undefined, status: number, ms: number, ip: string | undefined): void;
-  /** Writes out the lines still gathered (the gateway's close; process exit does it too). */
+  /**
+   * Writes out the lines still gathered (the gateway's close; process exit does it too). Lines
+   * recorded after it are written at once.
+   */
   flush(): void;
 }
 
@@ -160,6 +163,8 @@ export function createRequestLogger(log: pino.Logger, metrics: Metrics): Request
   const users = new Array<string | undefined>(BATCH).fill(undefined);
   const ips = new Array<string | undefined>(BATCH).fill(undefined);
   let recorded = 0;
+  /** After close (a reload's old generation, or shutdown), lines of requests still in flight go out at once. */
+  let closed = false;
   let timer: NodeJS.Timeout | undefined;
   let slab: LineBytes | undefined;
 
@@ -239,13 +244,14 @@ export function createRequestLogger(log: pino.Logger, metrics: Metrics): Request
     statuses[i] = status;
     durations[i] = ms;
     ips[i] = ip;
-    if (!gather || recorded === BATCH) flush();
+    if (!gather || closed || recorded === BATCH) flush();
     else if (timer === undefined) {
       timer = setTimeout(flush, FLUSH_MS);
       timer.unref();
     }
   };
   const close = (): void => {
+    closed = true;
     flush();
     flushers.delete(flushAtExit);
   };

@@ -147,3 +147,16 @@ t.test('a line longer than the gathering buffer is written whole, between its ne
   t.same(got.map((l) => l.path), ['/before', '/long', '/after']);
   t.equal(got[1]?.user, long);
 });
+
+t.test('after the logger is flushed for close, a late line is written at once', async (t) => {
+  const { log, dest, read } = fileLogger(t);
+  await new Promise<void>((r) => dest.on('ready', () => r()));
+  const requestLog = createRequestLogger(log, new Metrics());
+  requestLog.record('GET', '/early', 'r', undefined, undefined, 200, 1, undefined);
+  dest.flushSync();
+  t.equal(read().length, 0, 'gathered while open');
+  requestLog.flush();
+  requestLog.record('GET', '/late', 'r', undefined, undefined, 200, 1, undefined);
+  dest.flushSync();
+  t.same(read().map((l) => (JSON.parse(l) as { path: string }).path), ['/early', '/late'], 'the in-flight request finishing after close is not left to a timer');
+});
