@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import type { Browser } from 'playwright-core';
-import { ARTIFACTS, inPage, launchBrowser } from '../helpers/browser.js';
+import { ARTIFACTS, focusedId, inPage, launchBrowser } from '../helpers/browser.js';
 import { startTestEcho, startTestGateway } from '../helpers/gateway.js';
 import { PASSWORDS, usersFile } from '../sessions/_browser.js';
 
@@ -29,7 +29,7 @@ t.test('sign in through the page, reach the protected route, sign out', async (t
   t.equal(new URL(page.url()).pathname, '/.auth/login');
   t.equal(new URL(page.url()).searchParams.get('rd'), '/admin/dashboard?tab=2');
   t.equal(await page.title(), 'Sign in · Acme Intranet');
-  t.equal(await inPage<string>(page, 'document.activeElement?.id'), 'username', 'focus starts in the login field');
+  t.equal(await focusedId(page, 'username'), 'username', 'focus starts in the login field');
   await page.screenshot({ path: join(ARTIFACTS, 'login-desktop.png') });
 
   // A wrong password: the page comes back with an announced error tied to both fields.
@@ -41,7 +41,7 @@ t.test('sign in through the page, reach the protected route, sign out', async (t
   t.equal(await page.getAttribute('#password', 'aria-invalid'), 'true');
   t.equal(await page.getAttribute('#password', 'aria-describedby'), 'login-error');
   t.equal(await page.inputValue('#username'), 'alice', 'the login name is kept');
-  t.equal(await inPage<string>(page, 'document.activeElement?.id'), 'password', 'focus moves to the password');
+  t.equal(await focusedId(page, 'password'), 'password', 'focus moves to the password');
   await page.screenshot({ path: join(ARTIFACTS, 'login-error-desktop.png') });
 
   // The right password: back to the original URL, with the identity the upstream receives.

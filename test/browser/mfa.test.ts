@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import type { Browser, Page } from 'playwright-core';
-import { ARTIFACTS, inPage, launchBrowser } from '../helpers/browser.js';
+import { ARTIFACTS, focusedId, inPage, launchBrowser } from '../helpers/browser.js';
 import { awayFromStepEdge, freePort, PW, startMfaGateway, totp } from '../mfa/_mfa.js';
 
 const PHONE = { width: 360, height: 740 };
@@ -83,7 +83,7 @@ t.test('enrol TOTP from the page, sign out, sign in with password + code', async
   await page.waitForURL(/\/\.auth\/mfa\?rd=/);
   t.equal(await page.title(), 'Two-step verification · authgate');
   t.equal(await page.getAttribute('#code', 'autocomplete'), 'one-time-code');
-  t.equal(await inPage<string>(page, 'document.activeElement?.id'), 'code', 'focus in the code field');
+  t.equal(await focusedId(page, 'code'), 'code', 'focus in the code field');
   await shoot(t, page, 'mfa-second-step');
   await page.getByLabel('Authentication code').fill(await totp(secret, Math.floor(Date.now() / 1000) + 30));
   await Promise.all([page.waitForURL(`${base}/admin/report`), page.getByRole('button', { name: 'Verify' }).click()]);

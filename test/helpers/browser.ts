@@ -58,3 +58,12 @@ export async function launchBrowser(): Promise<Browser> {
 
 /** Evaluates an expression in the page (a string: the project compiles without the DOM lib). */
 export const inPage = <T>(page: Page, expression: string): Promise<T> => page.evaluate(expression) as Promise<T>;
+
+/**
+ * The id of the focused element once it is `expected`, or whatever has focus after `timeoutMs`:
+ * autofocus lands after the page has loaded, later than navigation returns on a loaded machine.
+ */
+export async function focusedId(page: Page, expected: string, timeoutMs = 5_000): Promise<string> {
+  await page.waitForFunction(`document.activeElement?.id === ${JSON.stringify(expected)}`, undefined, { timeout: timeoutMs }).catch(() => undefined);
+  return inPage<string>(page, 'document.activeElement?.id ?? ""');
+}
