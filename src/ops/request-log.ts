@@ -52,7 +52,7 @@ function onExit(flush: () => void): void {
   process.once('exit', () => { for (const f of flushers) f(); });
 }
 
-const ascii = (s: string): Uint8Array => Buffer.from(s, 'utf8');
+const utf8Bytes = (s: string): Uint8Array => Buffer.from(s, 'utf8');
 
 /**
  * Writes a line's JSON straight into bytes: no string is made for the common case (printable
@@ -136,9 +136,9 @@ export function createRequestLogger(log: pino.Logger, metrics: Metrics): Request
   const internals = log as PinoInternals;
   const stream = internals[pino.symbols.streamSym] as { write(chunk: string): unknown; flushSync?: () => void } | undefined;
   const chindings = internals[pino.symbols.chindingsSym];
-  const head = ascii(`{"level":${log.levels.values.info ?? 30},"time":`);
-  const afterTime = ascii(`${typeof chindings === 'string' ? chindings : ''},"method":`);
-  const [kPath, kRoute, kAuthenticator, kUser, kStatus, kMs, kIp, tail] = [',"path":', ',"route":', ',"authenticator":', ',"user":', ',"status":', ',"ms":', ',"ip":', ',"msg":"request"}\n'].map(ascii) as [Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array];
+  const head = utf8Bytes(`{"level":${log.levels.values.info ?? 30},"time":`);
+  const afterTime = utf8Bytes(`${typeof chindings === 'string' ? chindings : ''},"method":`);
+  const [kPath, kRoute, kAuthenticator, kUser, kStatus, kMs, kIp, tail] = [',"path":', ',"route":', ',"authenticator":', ',"user":', ',"status":', ',"ms":', ',"ip":', ',"msg":"request"}\n'].map(utf8Bytes) as [Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array];
   const fixedBytes = head.length + afterTime.length + 200;
   const count = (route: string, method: string, status: number): void => metrics.requests.inc(route, method, String(status));
   const lineWanted = (): boolean => log.isLevelEnabled('info');
