@@ -268,6 +268,14 @@ t.test('forged and tampered credentials are refused and never reach the upstream
   }
   const fresh = await viaEcho(gw, withBearer(hs(SITE_KEY, { ...payload, exp: now + 60 })));
   t.equal(fresh.upstream?.['x-auth-user'], 'alice', 'the same claims signed with SIGNING_KEY pass: the refusals above are the forgery');
+
+  // An accepted token is remembered, but never past its exp: the second request is answered from
+  // the gateway's memory, the one after exp is refused as expired.
+  const exp = Math.floor(Date.now() / 1000) + 2;
+  const short = hs(SITE_KEY, { ...payload, exp });
+  for (let i = 0; i < 2; i++) t.equal((await viaEcho(gw, withBearer(short))).upstream?.['x-auth-user'], 'alice', 'valid until exp');
+  t.ok(await waitFor(async () => (await viaEcho(gw, withBearer(short))).code === 'token_expired', 10_000, 100), 'refused as expired once exp has passed');
+  t.ok(Date.now() >= exp * 1000, 'not before exp');
 });
 
 t.test('the gateway CSRF rule applies to django-session like session', async (t) => {

@@ -10,6 +10,7 @@
 // `issuer` (simplejwt's ISSUER; none by default) — so the gateway's own JWTs and other issuers'
 // tokens in the same chain go on to their authenticators.
 import { createDecoder, createVerifier, TokenError } from 'fast-jwt';
+import { LRUCache } from 'lru-cache';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { AuthenticatorConfigOf } from '../../config/schema.js';
@@ -25,9 +26,24 @@ import { authenticated, NOT_MINE, rejected, type Authenticator, type AuthOutcome
 const MAX_TOKEN_LENGTH = 8 * 1024;
 const VERIFIER_CACHE_SIZE = 10_000;
 const MAX_CLOCK_TOLERANCE_MS = 60_000;
+/** Accepted tokens remembered (see `accepted` below), and for how long at most. */
+const ACCEPTED_CACHE_SIZE = 10_000;
+const ACCEPTED_CACHE_TTL_MS = 60_000;
+const ACCEPTED_CACHE_MAX_BYTES = 32 * 1024 * 1024;
 const JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 type Payload = Record<string, unknown>;
+
+/** An access token this authenticator accepted: what a later request with it still has to check. */
+interface Accepted {
+  readonly userId: string;
+  readonly payload: Payload;
+  /** Epoch ms after which the verifier would call it expired (exp + clock tolerance). */
+  readonly validUntil: number;
+  /** The directory's user object the outcome was made for (frozen per load: a change is a new object). */
+  user?: DjangoUser;
+  outcome?: AuthOutcome;
+}
 
 function bearer(request: AuthRequest): string | undefined {
   const auth = request.headers.authorization;
@@ -43,6 +59,7 @@ export function createSimpleJwtAuthenticator(name: string, cfg: AuthenticatorCon
   // `issuer` is optional for this preset although the shared config type says string.
   const issuer = (cfg as { issuer?: string }).issuer;
   const userIdClaim = cfg.userIdClaim ?? 'user_id';
+  const clockToleranceMs = Math.min(durationMs(cfg.clockTolerance, 0), MAX_CLOCK_TOLERANCE_MS);
   const decode = createDecoder({ complete: false });
   const verify = createVerifier({
     key: secret,
@@ -51,7 +68,7 @@ export function createSimpleJwtAuthenticator(name: string, cfg: AuthenticatorCon
     ...(issuer !== undefined ? { allowedIss: issuer } : {}),
     ...(cfg.audience !== undefined ? { allowedAud: cfg.audience } : {}),
     // simplejwt's LEEWAY defaults to 0.
-    clockTolerance: Math.min(durationMs(cfg.clockTolerance, 0), MAX_CLOCK_TOLERANCE_MS),
+    clockTolerance: clockToleranceMs,
     cache: VERIFIER_CACHE_SIZE,
   }) as (token: string) => Payload;
 
@@ -67,8 +84,28 @@ export function createSimpleJwtAuthenticator(name: string, cfg: AuthenticatorCon
     return typeof p.token_type === 'string' && p.iss === issuer;
   }
 
-  /** Synchronous when the token's user is in the directory's cache (warm); else it asks the database. */
+  // Accepted tokens keyed by the exact Bearer value (another signature is another key, so a
+  // forgery never hits): a hit skips the decode, the verifier and the identity it builds, nothing
+  // else. Expiry is checked on every hit and the user is read from the directory every time (its
+  // cache holds is_active within users.postgres.cacheTtl); past its expiry an entry falls through
+  // to full verification. Rejections are never stored; bounded by count, bytes and a TTL of at
+  // most the token's life.
+  const accepted = new LRUCache<string, Accepted>({
+    max: ACCEPTED_CACHE_SIZE,
+    ttl: ACCEPTED_CACHE_TTL_MS,
+    maxSize: ACCEPTED_CACHE_MAX_BYTES,
+    sizeCalculation: (_v, token) => 512 + 2 * token.length,
+  });
+
+  /** Synchronous when the token was accepted before and its user is in the directory's cache (warm); else it asks the database. */
   function authenticate(request: AuthRequest): AuthOutcome | Promise<AuthOutcome> {
+    const auth = request.headers.authorization;
+    const quick = typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7) : undefined;
+    const hit = quick === undefined ? undefined : accepted.get(quick);
+    if (hit !== undefined) {
+      if (Date.now() <= hit.validUntil) return forUser(hit);
+      accepted.delete(quick as string);
+    }
     const token = bearer(request);
     if (token === undefined || !isMine(token)) return NOT_MINE;
     let payload: Payload;
@@ -82,8 +119,23 @@ export function createSimpleJwtAuthenticator(name: string, cfg: AuthenticatorCon
     const claim = payload[userIdClaim];
     const userId = typeof claim === 'number' && Number.isSafeInteger(claim) ? String(claim) : typeof claim === 'string' ? claim : undefined;
     if (userId === undefined) return rejected('invalid_token');
-    const known = db.peekById(userId);
-    return known !== NOT_IN_MEMORY ? outcomeFor(known, payload) : lookUp(userId, payload);
+    const entry: Accepted = { userId, payload, validUntil: (payload.exp as number) * 1000 + clockToleranceMs };
+    const ttl = Math.min(ACCEPTED_CACHE_TTL_MS, entry.validUntil - Date.now());
+    if (ttl > 0) accepted.set(token, entry, { ttl });
+    return forUser(entry);
+  }
+
+  /** The outcome for an accepted token's current user: made once per directory user object. */
+  function forUser(entry: Accepted): AuthOutcome | Promise<AuthOutcome> {
+    const known = db.peekById(entry.userId);
+    if (known === NOT_IN_MEMORY) return lookUp(entry.userId, entry.payload);
+    if (known !== undefined && known === entry.user && entry.outcome !== undefined) return entry.outcome;
+    const outcome = outcomeFor(known, entry.payload);
+    if (outcome.kind === 'identity') {
+      entry.user = known;
+      entry.outcome = outcome;
+    }
+    return outcome;
   }
 
   async function lookUp(userId: string, payload: Payload): Promise<AuthOutcome> {
@@ -102,20 +154,21 @@ export function createSimpleJwtAuthenticator(name: string, cfg: AuthenticatorCon
     if (!user || user.record.disabled) return rejected('invalid_token', 'The token user is not active.');
     const record = user.record;
     const iat = typeof payload.iat === 'number' && Number.isFinite(payload.iat) ? Math.floor(payload.iat) : 0;
-    return authenticated({
+    // Frozen: the outcome is kept with the accepted token and handed out on every hit.
+    return authenticated(Object.freeze({
       user: record.username,
       email: record.email,
-      groups: record.groups,
-      scopes: [],
+      groups: Object.freeze([...record.groups]),
+      scopes: Object.freeze([]),
       method: 'jwt',
       authenticator: name,
       mfa: false,
-      amr: ['jwt'],
+      amr: Object.freeze(['jwt']),
       authTime: iat,
       subject: record.username,
       tokenId: typeof payload.jti === 'string' && payload.jti.length <= 128 ? payload.jti : undefined,
       expiresAt: typeof payload.exp === 'number' ? payload.exp : undefined,
-    });
+    }));
   }
 
   return {
