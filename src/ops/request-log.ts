@@ -113,7 +113,8 @@ class LineBytes {
   hundredths(ms: number): void {
     const h = Math.round(ms * 100);
     if (!(h >= 0 && h < 2 ** 30)) {
-      this.at += this.out.write(String(h / 100), this.at, 'latin1');
+      // JSON.stringify's form, as pino would write it (NaN and infinities become null).
+      this.at += this.out.write(Number.isFinite(h) ? String(h / 100) : 'null', this.at, 'latin1');
       return;
     }
     const whole = Math.floor(h / 100);

@@ -113,6 +113,10 @@ t.test('durations are written as pino writes Math.round(ms * 100) / 100', async 
   for (const ms of values) requestLog({ method: 'GET', path: '/', route: 'r', authenticator: undefined, user: undefined, status: 200, ms, ip: undefined });
   await new Promise((r) => setImmediate(r));
   t.same(lines.map((l) => (JSON.parse(l) as { ms: number }).ms), values.map((ms) => Math.round(ms * 100) / 100));
+  // Not a number: still a JSON line, with what pino writes for it.
+  for (const ms of [Number.NaN, Number.POSITIVE_INFINITY]) requestLog({ method: 'GET', path: '/', route: 'r', authenticator: undefined, user: undefined, status: 200, ms, ip: undefined });
+  await new Promise((r) => setImmediate(r));
+  t.same(lines.slice(values.length).map((l) => (JSON.parse(l) as { ms: unknown }).ms), [null, null]);
 });
 
 t.test('the query string is cut off and never written; status and time are numbers', async (t) => {
