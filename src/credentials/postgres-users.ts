@@ -152,7 +152,6 @@ export class PostgresUserDirectory implements UserDirectory {
     return this.#cacheTtlMs;
   }
 
-  /** A Django user by auth_user.id, cached like `get` (no round trip while warm). */
   /** `getById` from the cache alone (NOT_IN_MEMORY when only the database can tell). */
   peekById(id: string): DjangoUser | undefined | typeof NOT_IN_MEMORY {
     if (!DJANGO_ID.test(id)) return undefined;
@@ -161,6 +160,7 @@ export class PostgresUserDirectory implements UserDirectory {
     return hit === undefined ? NOT_IN_MEMORY : hit === false ? undefined : hit;
   }
 
+  /** A Django user by auth_user.id, cached like `get` (no round trip while warm). */
   async getById(id: string): Promise<DjangoUser | undefined> {
     if (!DJANGO_ID.test(id)) return undefined;
     if (this.#cacheTtlMs > 0) {

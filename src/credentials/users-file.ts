@@ -261,10 +261,6 @@ export class UsersFileDirectory implements UserDirectory {
     return this.#users.byName.get(username);
   }
 
-  getSync(username: string): UserRecord | undefined {
-    return this.#users.byName.get(username);
-  }
-
   /** One hash per cost shape in the file (recomputed after a reload), for login timing. */
   hashShapes(): readonly string[] {
     if (this.#shapes?.users !== this.#users) {

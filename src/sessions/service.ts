@@ -180,10 +180,6 @@ export class SessionService {
   }
 
   /**
-   * What a cookie value stands for. A bad signature is answered without any store access; a
-   * store outage when a read is needed throws StoreUnavailableError (fail closed).
-   */
-  /**
    * `resolveCookie` answered from memory alone: the signer loaded, the session cached and not
    * idle by this instance's view, its user in memory (`peek`). Undefined when anything must be
    * read (the caller then awaits `resolveCookie`, which repeats these checks with the store).
@@ -214,6 +210,10 @@ export class SessionService {
     return session.pendingMfa !== undefined ? { kind: 'pending', session } : { kind: 'active', session };
   }
 
+  /**
+   * What a cookie value stands for. A bad signature is answered without any store access; a
+   * store outage when a read is needed throws StoreUnavailableError (fail closed).
+   */
   async resolveCookie(cookieValue: string | undefined): Promise<SessionLookup> {
     if (cookieValue === undefined) return ABSENT;
     const id = await this.sessionIdOf(cookieValue);

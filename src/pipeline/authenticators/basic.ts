@@ -177,7 +177,7 @@ export function createBasicAuthenticator(
    * A cached verification answered without waiting: the user from memory (`peek`) and a lock
    * state remembered within lockMemoMs. Undefined when something must be looked up.
    */
-  function fromCacheNow(cacheKey: string, hit: CachedVerification, ip: string): AuthOutcome | undefined {
+  function fromCacheNow(hit: CachedVerification, ip: string): AuthOutcome | undefined {
     const user = peekUser(ctx.users, hit.username);
     if (user === NOT_IN_MEMORY) return undefined;
     if (!user || user.disabled || user.version !== hit.version) return undefined; // the slow path drops it
@@ -192,10 +192,11 @@ export function createBasicAuthenticator(
   function authenticate(request: AuthRequest): AuthOutcome | Promise<AuthOutcome> {
     const header = request.headers.authorization;
     if (header === undefined) return NOT_MINE;
+    let cacheKey: string | undefined;
     if (cache !== undefined && header.startsWith('Basic ')) {
-      const cacheKey = cacheKeyOf(header);
+      cacheKey = cacheKeyOf(header);
       const hit = cache.get(cacheKey);
-      const warm = hit === undefined ? undefined : fromCacheNow(cacheKey, hit, request.ip);
+      const warm = hit === undefined ? undefined : fromCacheNow(hit, request.ip);
       if (warm !== undefined) {
         ctx.metrics?.cache.inc('basic', 'hit');
         return warm;
@@ -204,11 +205,10 @@ export function createBasicAuthenticator(
     const parsed = parseBasicAuthorization(header);
     if (parsed === undefined) return NOT_MINE;
     if (parsed === 'invalid') return rejected('invalid_credentials', 'Malformed Basic credentials.');
-    return authenticateSlow(request, header, parsed);
+    return authenticateSlow(request, cacheKey ?? cacheKeyOf(header), parsed);
   }
 
-  async function authenticateSlow(request: AuthRequest, header: string, { username, password }: BasicCredentials): Promise<AuthOutcome> {
-    const cacheKey = cacheKeyOf(header);
+  async function authenticateSlow(request: AuthRequest, cacheKey: string, { username, password }: BasicCredentials): Promise<AuthOutcome> {
     try {
       const hit = cache?.get(cacheKey);
       if (hit) {

@@ -37,6 +37,15 @@ export function bearerValue(headers: AuthRequest['headers']): string | undefined
   return value === '' || /\s/.test(value) ? undefined : value;
 }
 
+/**
+ * The token of an `Authorization: Bearer <token>` header exactly as sent, for a lookup in a cache
+ * of accepted tokens before any parsing: only a token that passed the full checks is ever
+ * cached, so an exact hit is that token. Anything else (other spellings, whitespace) misses.
+ */
+export function bearerAsSent(auth: string | undefined): string | undefined {
+  return typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7) : undefined;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Verified-token cache
 
@@ -176,8 +185,7 @@ export function createJwtAuthenticator(name: string, cfg: JwtAuthenticatorConfig
     // A cached token is looked up before the header is checked character by character: only a
     // token that passed bearerValue and verification is ever cached, so an exact hit on the
     // header's remainder is that same token (no whitespace scan of a 600-character string).
-    const auth = req.headers.authorization;
-    const quick = typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7) : undefined;
+    const quick = bearerAsSent(req.headers.authorization);
     const quickHit = quick === undefined ? undefined : cache.get(quick);
     const value = quickHit !== undefined ? quick : bearerValue(req.headers);
     if (value === undefined) return NOT_MINE;

@@ -20,6 +20,7 @@ import type { DjangoUser } from '../../credentials/postgres-users.js';
 import { StoreUnavailableError } from '../../errors.js';
 import { durationMs } from '../../util/duration.js';
 import { requireDjangoDatabase } from './django-session.js';
+import { bearerAsSent } from './jwt.js';
 import { authenticated, NOT_MINE, rejected, type Authenticator, type AuthOutcome, type AuthRequest, type Rejected } from '../types.js';
 
 /** Longer bearer values are not simplejwt access tokens; they go on down the chain unparsed. */
@@ -99,8 +100,7 @@ export function createSimpleJwtAuthenticator(name: string, cfg: AuthenticatorCon
 
   /** Synchronous when the token was accepted before and its user is in the directory's cache (warm); else it asks the database. */
   function authenticate(request: AuthRequest): AuthOutcome | Promise<AuthOutcome> {
-    const auth = request.headers.authorization;
-    const quick = typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7) : undefined;
+    const quick = bearerAsSent(request.headers.authorization);
     const hit = quick === undefined ? undefined : accepted.get(quick);
     if (hit !== undefined) {
       if (Date.now() <= hit.validUntil) return forUser(hit);
