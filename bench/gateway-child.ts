@@ -1,8 +1,11 @@
 // authgate as a benchmark child process: startGateway on the given config, logging at the given
 // level to stdout (which run.ts points at /dev/null), and a few IPC commands for the harness.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Pool } from 'undici';
 import { startGateway } from '../src/gateway.js';
 import { createLogger } from '../src/ops/logger.js';
 import { handleProfileMessage } from './child-profiler.js';
+import { createFloorHandler } from './floor-handler.js';
 
 const [configFile, level = 'warn'] = process.argv.slice(2);
 if (!configFile) throw new Error('usage: gateway-child.ts CONFIG_FILE [LEVEL]');
@@ -14,40 +17,65 @@ process.send?.({ ready: true, url: gw.url, adminUrl: gw.adminUrl, pid: process.p
 
 const exit = (): void => void gw.close().finally(() => process.exit(0));
 
+/** One window of an alternation: the state it ran in, this process's CPU time, the requests it received. */
+interface Window { state: string; cpuUs: number; requests: number }
+
 /**
- * Alternates the log level every `ms` for `windows` windows and sums, per level, this process's
- * CPU time and the requests it received: the info-minus-warn cost measured in one run of one
- * load, with the machine's drift (seconds long on these VMs) landing on both levels alike.
+ * Runs `windows` windows of `ms` each, cycling through `states` (applied by `apply` at each
+ * window's start), and returns each window's CPU time and received requests: two ways of
+ * serving compared within one run of one load, so the machine's drift (seconds long on these
+ * VMs) lands on both alike.
  */
-function alternateLevels(levels: string[], ms: number, windows: number): Promise<Record<string, { cpuUs: number; requests: number }>> {
-  const acc: Record<string, { cpuUs: number; requests: number }> = {};
-  for (const l of levels) acc[l] = { cpuUs: 0, requests: 0 };
+function alternate(states: string[], apply: (state: string) => void, ms: number, windows: number): Promise<Window[]> {
+  const out: Window[] = [];
   let requests = 0;
   const onRequest = (): void => { requests++; };
-  gw.server.on('request', onRequest);
+  gw.server.prependListener('request', onRequest);
   return new Promise((resolve) => {
-    let i = 0;
     const window = (): void => {
-      const level = levels[i % levels.length] as string;
-      gw.logger.level = level;
+      const state = states[out.length % states.length] as string;
+      apply(state);
       const cpu0 = process.cpuUsage();
       const n0 = requests;
       setTimeout(() => {
         const cpu = process.cpuUsage(cpu0);
-        const a = acc[level] as { cpuUs: number; requests: number };
-        a.cpuUs += cpu.user + cpu.system;
-        a.requests += requests - n0;
-        if (++i < windows) return window();
+        out.push({ state, cpuUs: cpu.user + cpu.system, requests: requests - n0 });
+        if (out.length < windows) return window();
         gw.server.off('request', onRequest);
-        gw.logger.level = 'warn';
-        resolve(acc);
+        resolve(out);
       }, ms);
     };
     window();
   });
 }
 
-process.on('message', (m: { cmd?: string; id?: number; level?: string; file?: string; levels?: string[]; ms?: number; windows?: number }) => {
+/**
+ * The Node floor in this process: while the state is 'floor', the public listener's requests go
+ * to the floor's handler (bench/floor-handler.ts, its own Pool to the upstream) instead of the
+ * gateway, so the two are compared in one process, heap and JIT state included.
+ */
+function floorSwitch(upstream: string): { apply(state: string): void; restore(): Promise<void> } {
+  const pool = new Pool(upstream, { connections: 256, pipelining: 1, keepAliveTimeout: 30_000 });
+  const floor = createFloorHandler(pool);
+  const gateway = gw.server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
+  let toFloor = false;
+  const route = (req: IncomingMessage, res: ServerResponse): void => {
+    if (toFloor) floor(req, res);
+    else for (const l of gateway) l(req, res);
+  };
+  gw.server.removeAllListeners('request');
+  gw.server.on('request', route);
+  return {
+    apply(state) { toFloor = state === 'floor'; },
+    async restore() {
+      gw.server.off('request', route);
+      for (const l of gateway) gw.server.on('request', l);
+      await pool.close();
+    },
+  };
+}
+
+process.on('message', (m: { cmd?: string; id?: number; level?: string; file?: string; states?: string[]; ms?: number; windows?: number; upstream?: string }) => {
   if (handleProfileMessage(m)) return;
   const reply = (body: Record<string, unknown> = {}): void => void process.send?.({ reply: m.id, ...body });
   switch (m.cmd) {
@@ -56,9 +84,19 @@ process.on('message', (m: { cmd?: string; id?: number; level?: string; file?: st
       gw.logger.level = m.level ?? 'warn';
       reply({ level: gw.logger.level });
       break;
-    case 'alternate':
-      void alternateLevels(m.levels ?? ['warn', 'info'], m.ms ?? 250, m.windows ?? 40).then((levels) => reply({ levels }));
+    case 'alternate': {
+      // states: log levels, or 'gateway' and 'floor' (with m.upstream).
+      const states = m.states ?? ['warn', 'info'];
+      const ms = m.ms ?? 250;
+      const windows = m.windows ?? 40;
+      if (m.upstream !== undefined) {
+        const sw = floorSwitch(m.upstream);
+        void alternate(states, (s) => sw.apply(s), ms, windows).then(async (w) => { await sw.restore(); reply({ windows: w }); });
+      } else {
+        void alternate(states, (s) => { gw.logger.level = s; }, ms, windows).then((w) => { gw.logger.level = 'warn'; reply({ windows: w }); });
+      }
       break;
+    }
     case 'gc': {
       const gc = (globalThis as { gc?: () => void }).gc;
       if (gc) { gc(); gc(); }

@@ -4,12 +4,13 @@
 // verifications) and adds the user header. What a raw Node proxy costs, in the same run.
 // Own child process: node-floor.ts UPSTREAM_URL PUBLIC_KEY_PEM_FILE ISSUER AUDIENCE
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createVerifier } from 'fast-jwt';
 import { LRUCache } from 'lru-cache';
-import { Pool, type Dispatcher } from 'undici';
+import { Pool } from 'undici';
 import { handleProfileMessage } from './child-profiler.js';
+import { createFloorHandler } from './floor-handler.js';
 
 const [upstream, keyFile, issuer, audience] = process.argv.slice(2);
 if (!upstream || !keyFile || !issuer || !audience) throw new Error('usage: node-floor.ts UPSTREAM_URL PUBLIC_KEY_PEM ISSUER AUDIENCE');
@@ -17,7 +18,6 @@ if (!upstream || !keyFile || !issuer || !audience) throw new Error('usage: node-
 const pool = new Pool(upstream, { connections: 256, pipelining: 1, keepAliveTimeout: 30_000 });
 const verify = createVerifier({ key: readFileSync(keyFile, 'utf8'), algorithms: ['RS256'], allowedIss: issuer, allowedAud: audience, cache: false });
 const cache = new LRUCache<string, { user: string; exp: number }>({ max: 10_000, ttl: 60_000 });
-const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'host']);
 
 function userOf(authorization: string | undefined): string | undefined {
   if (!authorization?.startsWith('Bearer ')) return undefined;
@@ -35,31 +35,7 @@ function userOf(authorization: string | undefined): string | undefined {
   }
 }
 
-const server = createServer((req, res) => {
-  const url = req.url ?? '/';
-  const headers: IncomingHttpHeaders = { ...req.headers };
-  if (url.startsWith('/floor-jwt/')) {
-    const user = userOf(req.headers.authorization);
-    if (user === undefined) { res.writeHead(401, { 'content-length': 0 }); res.end(); return; }
-    delete headers.authorization;
-    headers['x-auth-user'] = user;
-  }
-  delete headers.connection;
-  const method = (req.method ?? 'GET') as Dispatcher.HttpMethod;
-  const hasBody = method !== 'GET' && method !== 'HEAD' && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined);
-  delete headers['transfer-encoding'];
-  pool.dispatch({ path: url, method, headers: headers as Record<string, string>, body: hasBody ? req : null }, {
-    onRequestStart(controller) { res.once('close', () => { if (!res.writableFinished) controller.abort(new Error('client gone')); }); },
-    onResponseStart(controller, status, h) {
-      for (const k in h) if (!HOP.has(k)) res.setHeader(k, h[k] as string | string[]);
-      res.writeHead(status);
-      res.on('drain', () => controller.resume());
-    },
-    onResponseData(controller, chunk) { if (!res.write(chunk)) controller.pause(); },
-    onResponseEnd() { res.end(); },
-    onResponseError() { if (!res.headersSent) { res.writeHead(502, { 'content-length': 0 }); res.end(); } else res.destroy(); },
-  });
-});
+const server = createServer(createFloorHandler(pool, { needsCheck: (url) => url.startsWith('/floor-jwt/'), userOf }));
 server.keepAliveTimeout = 5_000;
 await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
 process.send?.({ ready: true, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, pid: process.pid });

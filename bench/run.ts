@@ -17,7 +17,7 @@ import { runPaced } from './paced.js';
 import { peerAvailability, startHaproxy, startNginx, type Peer } from './peers.js';
 import { CORE_GATEWAY, CORE_LOAD, cpuModel, HAS_PROC, HAS_TASKSET, pinSelf, spawnNode, type Child } from './procs.js';
 import { summarizeProfile } from './profile.js';
-import { comparisons, machineLine, markdownTable, summarize, svgChart, type BenchReport, type VerifyResult } from './report.js';
+import { comparisons, machineLine, markdownTable, summarize, summarizeAlternation, svgChart, type Alternation, type AlternationWindow, type BenchReport, type VerifyResult } from './report.js';
 import { buildScenarios, mainGatewayAuth, redisGatewayAuth, type Scenario, type TargetName } from './scenarios.js';
 import { seedCredentials, type SeededCredentials } from './seed.js';
 import { djangoGatewayAuth, startDjangoSite, type DjangoSite } from './django.js';
@@ -375,25 +375,39 @@ async function main(): Promise<void> {
     }
   }
 
-  // Log level info against warn, alternated every 250 ms in one run of one load on the same
-  // process: separate runs of a few seconds each drift by more than the line costs on these VMs.
-  let infoAlternating: BenchReport['infoAlternating'];
-  const infoScenario = scenarios.find((s) => s.level === 'info');
-  const infoOf = infoScenario ? scenarios.find((s) => s.id === infoScenario.id.replace(/@info$/, '')) : undefined;
-  if (infoOf) {
+  // Two ways of serving compared within one load on one process, switched every 250 ms: separate
+  // runs of a few seconds each drift by more than the differences measured here on these VMs.
+  const alternated = async (s: Scenario, states: [string, string], upstreamForFloor?: string): Promise<Alternation | undefined> => {
     const seconds = quick ? 8 : 24;
     const ms = 250;
     const windows = Math.floor(((seconds - 1) * 1000) / ms / 2) * 2;
-    const load = runLoad({ url: gatewayUrl + infoOf.path, headers: infoOf.headers, connections: opts.connections, duration: seconds }, undefined);
+    const load = runLoad({ url: gatewayUrl + s.path, headers: s.headers, connections: opts.connections, duration: seconds }, undefined);
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const reply = (await gateway.send({ cmd: 'alternate', levels: ['warn', 'info'], ms, windows })) as { levels?: Record<string, { cpuUs: number; requests: number }> };
+    const reply = (await gateway.send({ cmd: 'alternate', states, ms, windows, upstream: upstreamForFloor })) as { windows?: AlternationWindow[] };
     await load;
-    const warn = reply.levels?.warn;
-    const info = reply.levels?.info;
-    if (warn && info && warn.requests > 0 && info.requests > 0) {
-      infoAlternating = { id: infoOf.id, windowMs: ms, windows, warnUsPerReq: warn.cpuUs / warn.requests, infoUsPerReq: info.cpuUs / info.requests, warnRequests: warn.requests, infoRequests: info.requests };
-      log(`log level info vs warn on ${infoOf.id}, alternated every ${ms} ms (${windows} windows): info ${infoAlternating.infoUsPerReq.toFixed(1)} µs/req, warn ${infoAlternating.warnUsPerReq.toFixed(1)} µs/req, difference ${(infoAlternating.infoUsPerReq - infoAlternating.warnUsPerReq).toFixed(1)} µs`);
-    }
+    return reply.windows ? summarizeAlternation(s.id, states, ms, reply.windows) : undefined;
+  };
+  const describe = (a: Alternation): string =>
+    `${a.states[1]} ${a.bUsPerReq.toFixed(1)} µs/req, ${a.states[0]} ${a.aUsPerReq.toFixed(1)} µs/req, difference ${a.difference >= 0 ? '+' : ''}${a.difference.toFixed(1)} µs; median of ${a.pairs} paired windows ${a.medianPairDifference >= 0 ? '+' : ''}${a.medianPairDifference.toFixed(2)} µs (quartiles ${a.pairQ1.toFixed(2)}, ${a.pairQ3.toFixed(2)})`;
+
+  // Log level info against warn on the RS256 route; then warn against warn on the same route, the
+  // method's own resolution (what two identical halves differ by).
+  let infoAlternating: Alternation | undefined;
+  let sameAlternating: Alternation | undefined;
+  const infoScenario = scenarios.find((s) => s.level === 'info');
+  const infoOf = infoScenario ? scenarios.find((s) => s.id === infoScenario.id.replace(/@info$/, '')) : undefined;
+  if (infoOf) {
+    infoAlternating = await alternated(infoOf, ['warn', 'info']);
+    if (infoAlternating) log(`log level info vs warn on ${infoOf.id}, alternated every ${infoAlternating.windowMs} ms (${infoAlternating.windows} windows): ${describe(infoAlternating)}`);
+    sameAlternating = await alternated(infoOf, ['warn', 'warn']);
+    if (sameAlternating) log(`control, warn vs warn on ${infoOf.id}, alternated the same way: ${describe(sameAlternating)}`);
+  }
+  // The anonymous route against the Node floor's handler in the gateway's own process.
+  let floorAlternating: Alternation | undefined;
+  const anonymous = scenarios.find((s) => s.id === 'anonymous');
+  if (anonymous) {
+    floorAlternating = await alternated(anonymous, ['floor', 'gateway'], upstreamUrl);
+    if (floorAlternating) log(`anonymous vs the Node floor's handler in the gateway process, alternated every ${floorAlternating.windowMs} ms: ${describe(floorAlternating)} (${(floorAlternating.bUsPerReq / floorAlternating.aUsPerReq).toFixed(3)}x)`);
   }
 
   let abuse;
@@ -410,10 +424,10 @@ async function main(): Promise<void> {
     peers: Object.fromEntries([...peers.entries()].map(([k, p]) => [k, p.version])),
     notes,
     scenarios: summaries,
-    comparisons: comparisons(summaries, infoAlternating),
+    comparisons: comparisons(summaries, { info: infoAlternating, same: sameAlternating, floor: floorAlternating }),
     verify,
     abuse,
-    infoAlternating,
+    alternations: { info: infoAlternating, same: sameAlternating, floor: floorAlternating },
     infoLevel: info && infoBase ? { id: infoBase.id, rps: info.rps, usPerReq: info.usPerReq, warnRps: infoBase.rps, warnUsPerReq: infoBase.usPerReq } : undefined,
   };
 
