@@ -74,7 +74,8 @@ export async function startGateway(opts: StartOptions): Promise<RunningGateway> 
 
   const track = (g: Generation, res: ServerResponse) => {
     g.inFlight++;
-    res.once('close', () => {
+    // 'on', not 'once': a response closes once, and once's wrapper and removal cost on every request.
+    res.on('close', () => {
       g.inFlight--;
       if (g.inFlight === 0 && g.idle) g.idle();
     });

@@ -241,13 +241,13 @@ export class ProxyHandler {
       method: method as Dispatcher.HttpMethod,
       headers: headers as Record<string, string | string[]>,
       body: body ?? (streamBody ? req : null),
-      ...(timeout !== undefined ? { headersTimeout: timeout, bodyTimeout: timeout } : {}),
     };
+    if (timeout !== undefined) { options.headersTimeout = timeout; options.bodyTimeout = timeout; }
     let controllerRef: Dispatcher.DispatchController | undefined;
     let finished = false;
     // Not removed when the exchange ends (the response object ends with it): the flag keeps a
-    // late 'close' from aborting anything.
-    res.once('close', () => {
+    // late 'close' from aborting anything. A response closes once ('on' saves once's wrapper).
+    res.on('close', () => {
       if (!finished && !res.writableFinished) controllerRef?.abort(new Error('client closed the connection'));
     });
     const finish = (): void => { finished = true; x.done(x.rec); };
