@@ -39,6 +39,8 @@ const CHUNK_BYTES = 32 * 1024;
 /** Room for a chunk and the line that completes it (a longer line gets a buffer of its own). */
 const SLAB_BYTES = 64 * 1024;
 const FLUSH_MS = 200;
+/** Encoded constant runs kept (per method, per route and authenticator). */
+const MAX_SEGMENTS = 4096;
 /** Paths are cut to this many UTF-16 units. */
 const MAX_PATH = 512;
 
@@ -66,12 +68,14 @@ class LineBytes {
     this.out = Buffer.allocUnsafeSlow(size);
   }
 
-  /** A few fixed bytes (a loop: TypedArray#set costs more than the copy at these sizes). */
+  /** A few fixed bytes (a loop: TypedArray#set costs more than the copy below ~24 bytes). */
   raw(bytes: Uint8Array): void {
     const out = this.out;
     const at = this.at;
-    for (let i = 0; i < bytes.length; i++) out[at + i] = bytes[i] as number;
-    this.at = at + bytes.length;
+    const n = bytes.length;
+    if (n > 24) out.set(bytes, at);
+    else for (let i = 0; i < n; i++) out[at + i] = bytes[i] as number;
+    this.at = at + n;
   }
 
   /** A JSON string literal. */
@@ -92,18 +96,33 @@ class LineBytes {
     this.at = at;
   }
 
-  /** A non-negative integer below 2^53. */
+  /** A non-negative integer below 2^53 (a millisecond timestamp has 13 digits). */
   uint(n: number): void {
+    if (n < 1e9) return this.small(n);
+    // Above 2^31 the digits would be divided as doubles: split into two parts that are not.
+    const high = Math.floor(n / 1e9);
+    this.small(high);
+    this.digits(n - high * 1e9, 9);
+  }
+
+  /** A non-negative integer below 1e9, in small-integer arithmetic. */
+  small(n: number): void {
     let width = 1;
     for (let p = 10; p <= n; p *= 10) width++;
+    this.digits(n, width);
+  }
+
+  /** `n` (below 1e9) as exactly `width` digits, zero-padded on the left. */
+  digits(n: number, width: number): void {
     const out = this.out;
     let at = this.at + width;
     this.at = at;
-    do {
-      const q = Math.floor(n / 10);
-      out[--at] = 0x30 + (n - q * 10);
-      n = q;
-    } while (n > 0);
+    let v = n | 0;
+    for (let i = 0; i < width; i++) {
+      const q = (v / 10) | 0;
+      out[--at] = 0x30 + (v - q * 10);
+      v = q;
+    }
   }
 
   /**
@@ -138,9 +157,39 @@ export function createRequestLogger(log: pino.Logger, metrics: Metrics): Request
   const stream = internals[pino.symbols.streamSym] as { write(chunk: string): unknown; flushSync?: () => void } | undefined;
   const chindings = internals[pino.symbols.chindingsSym];
   const head = utf8Bytes(`{"level":${log.levels.values.info ?? 30},"time":`);
-  const afterTime = utf8Bytes(`${typeof chindings === 'string' ? chindings : ''},"method":`);
-  const [kPath, kRoute, kAuthenticator, kUser, kStatus, kMs, kIp, tail] = [',"path":', ',"route":', ',"authenticator":', ',"user":', ',"status":', ',"ms":', ',"ip":', ',"msg":"request"}\n'].map(utf8Bytes) as [Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array];
-  const fixedBytes = head.length + afterTime.length + 200;
+  const bindings = typeof chindings === 'string' ? chindings : '';
+  const [kStatus, kMs, kIp, tail] = [',"status":', ',"ms":', ',"ip":', ',"msg":"request"}\n'].map(utf8Bytes) as [Uint8Array, Uint8Array, Uint8Array, Uint8Array];
+  // The constant runs of a line are encoded once per method, and once per route and
+  // authenticator, and copied whole: a line is then a few copies and the variable fields
+  // (time, path, user, status, duration, ip). Methods, route names and authenticator names come
+  // from the HTTP parser's table and the configuration; the caches are bounded all the same.
+  const segments = { count: 0 };
+  const methodSegments = new Map<string, Uint8Array>();
+  const routeSegments = new Map<string, Map<string | undefined, [Uint8Array, Uint8Array]>>();
+  const methodSegment = (method: string): Uint8Array => {
+    let seg = methodSegments.get(method);
+    if (seg === undefined) {
+      seg = utf8Bytes(`${bindings},"method":${JSON.stringify(method)},"path":`);
+      if (segments.count < MAX_SEGMENTS) { segments.count++; methodSegments.set(method, seg); }
+    }
+    return seg;
+  };
+  /** `,"route":…[,"authenticator":…]` followed by `,"user":` (with a user) or `,"status":` (without). */
+  const routeSegment = (route: string, authenticator: string | undefined, withUser: boolean): Uint8Array => {
+    let byAuthenticator = routeSegments.get(route);
+    let pair = byAuthenticator?.get(authenticator);
+    if (pair === undefined) {
+      const start = `,"route":${JSON.stringify(route)}${authenticator === undefined ? '' : `,"authenticator":${JSON.stringify(authenticator)}`}`;
+      pair = [utf8Bytes(`${start},"status":`), utf8Bytes(`${start},"user":`)];
+      if (segments.count < MAX_SEGMENTS) {
+        segments.count++;
+        if (byAuthenticator === undefined) routeSegments.set(route, (byAuthenticator = new Map()));
+        byAuthenticator.set(authenticator, pair);
+      }
+    }
+    return pair[withUser ? 1 : 0];
+  };
+  const fixedBytes = head.length + Buffer.byteLength(bindings) + 200;
   const count = (route: string, method: string, status: number): void => metrics.requests.inc(route, method, String(status));
   const lineWanted = (): boolean => log.isLevelEnabled('info');
 
@@ -194,15 +243,10 @@ export function createRequestLogger(log: pino.Logger, metrics: Metrics): Request
     const b = most > slab.out.length ? new LineBytes(most) : slab;
     b.raw(head);
     b.uint(times[i] as number);
-    b.raw(afterTime);
-    b.string(method);
-    b.raw(kPath);
+    b.raw(methodSegment(method));
     b.string(path);
-    b.raw(kRoute);
-    b.string(route);
-    if (authenticator !== undefined) { b.raw(kAuthenticator); b.string(authenticator); }
-    if (user !== undefined) { b.raw(kUser); b.string(user); }
-    b.raw(kStatus);
+    b.raw(routeSegment(route, authenticator, user !== undefined));
+    if (user !== undefined) { b.string(user); b.raw(kStatus); }
     b.uint(statuses[i] as number);
     b.raw(kMs);
     b.hundredths(durations[i] as number);

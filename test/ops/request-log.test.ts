@@ -164,3 +164,44 @@ t.test('after the logger is flushed for close, a late line is written at once', 
   dest.flushSync();
   t.same(read().map((l) => (JSON.parse(l) as { path: string }).path), ['/early', '/late'], 'the in-flight request finishing after close is not left to a timer');
 });
+
+t.test('timestamps of any width are written digit for digit', async (t) => {
+  const { log, lines } = capture('info');
+  const requestLog = createRequestLogger(log, new Metrics());
+  const times = [0, 7, 999_999_999, 1_000_000_000, 1_000_000_001, 999_999_999_999, 1_000_000_000_000, 1_733_000_000_123, 2 ** 31, 2 ** 32 + 5, 2 ** 53 - 1];
+  const realNow = Date.now;
+  t.teardown(() => { Date.now = realNow; });
+  for (const time of times) {
+    Date.now = () => time;
+    requestLog({ method: 'GET', path: '/t', route: 'r', authenticator: undefined, user: undefined, status: 200, ms: 1, ip: undefined });
+  }
+  Date.now = realNow;
+  await new Promise((r) => setImmediate(r));
+  t.same(lines.map((l) => (JSON.parse(l) as { time: number }).time), times);
+  t.ok(lines.every((l, i) => l.includes(`"time":${times[i]},`)), 'no padding, no exponent');
+});
+
+t.test('constant runs are shared per method, route and authenticator, and stay right past the cache bound', async (t) => {
+  const { log, lines } = capture('info', { worker: 1 });
+  const requestLog = createRequestLogger(log, new Metrics());
+  const expected: Record<string, unknown>[] = [];
+  // The same route and authenticator with and without a user, then more combinations than are kept.
+  for (let i = 0; i < 5000; i++) {
+    const route = i < 4 ? 'api' : `route-${i}`;
+    const authenticator = i % 3 === 0 ? undefined : i % 2 === 0 ? 'jwt' : `a"${i % 7}`;
+    const user = i % 2 === 0 ? undefined : `u${i}`;
+    const method = ['GET', 'POST', 'PUT', 'M-SEARCH'][i % 4] as string;
+    requestLog({ method, path: `/p/${i}`, route, authenticator, user, status: 200 + (i % 300), ms: i / 100, ip: '10.0.0.1' });
+    expected.push({ level: 30, service: 'authgate', worker: 1, method, path: `/p/${i}`, route, ...(authenticator === undefined ? {} : { authenticator }), ...(user === undefined ? {} : { user }), status: 200 + (i % 300), ms: i / 100, ip: '10.0.0.1', msg: 'request' });
+  }
+  await new Promise((r) => setImmediate(r));
+  t.equal(lines.length, expected.length);
+  let same = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const o = JSON.parse(lines[i] as string) as Record<string, unknown>;
+    delete o.time;
+    if (JSON.stringify(o) === JSON.stringify(expected[i])) same++;
+    else t.same(o, expected[i], `line ${i}`);
+  }
+  t.equal(same, expected.length, 'every line as expected, field order included');
+});
