@@ -5,7 +5,7 @@ import { Pool } from 'undici';
 import { startGateway } from '../src/gateway.js';
 import { createLogger } from '../src/ops/logger.js';
 import { handleProfileMessage } from './child-profiler.js';
-import { createFloorHandler } from './floor-handler.js';
+import { createFloorHandler, floorJwtCheck } from './floor-handler.js';
 
 const [configFile, level = 'warn'] = process.argv.slice(2);
 if (!configFile) throw new Error('usage: gateway-child.ts CONFIG_FILE [LEVEL]');
@@ -52,11 +52,12 @@ function alternate(states: string[], apply: (state: string) => void, ms: number,
 /**
  * The Node floor in this process: while the state is 'floor', the public listener's requests go
  * to the floor's handler (bench/floor-handler.ts, its own Pool to the upstream) instead of the
- * gateway, so the two are compared in one process, heap and JIT state included.
+ * gateway, so the two are compared in one process, heap and JIT state included. With `jwt`, the
+ * floor checks every request's RS256 bearer token first (the floor with the same cached check).
  */
-function floorSwitch(upstream: string): { apply(state: string): void; restore(): Promise<void> } {
+function floorSwitch(upstream: string, jwt?: { keyFile: string; issuer: string; audience: string }): { apply(state: string): void; restore(): Promise<void> } {
   const pool = new Pool(upstream, { connections: 256, pipelining: 1, keepAliveTimeout: 30_000 });
-  const floor = createFloorHandler(pool);
+  const floor = createFloorHandler(pool, jwt && floorJwtCheck(jwt.keyFile, jwt.issuer, jwt.audience, () => true));
   const gateway = gw.server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
   let toFloor = false;
   const route = (req: IncomingMessage, res: ServerResponse): void => {
@@ -75,7 +76,7 @@ function floorSwitch(upstream: string): { apply(state: string): void; restore():
   };
 }
 
-process.on('message', (m: { cmd?: string; id?: number; level?: string; file?: string; states?: string[]; ms?: number; windows?: number; upstream?: string }) => {
+process.on('message', (m: { cmd?: string; id?: number; level?: string; file?: string; states?: string[]; ms?: number; windows?: number; upstream?: string; jwt?: { keyFile: string; issuer: string; audience: string } }) => {
   if (handleProfileMessage(m)) return;
   const reply = (body: Record<string, unknown> = {}): void => void process.send?.({ reply: m.id, ...body });
   switch (m.cmd) {
@@ -85,12 +86,12 @@ process.on('message', (m: { cmd?: string; id?: number; level?: string; file?: st
       reply({ level: gw.logger.level });
       break;
     case 'alternate': {
-      // states: log levels, or 'gateway' and 'floor' (with m.upstream).
+      // states: log levels, or 'gateway' and 'floor' (with m.upstream, and m.jwt for the floor's check).
       const states = m.states ?? ['warn', 'info'];
       const ms = m.ms ?? 250;
       const windows = m.windows ?? 40;
       if (m.upstream !== undefined) {
-        const sw = floorSwitch(m.upstream);
+        const sw = floorSwitch(m.upstream, m.jwt);
         void alternate(states, (s) => sw.apply(s), ms, windows).then(async (w) => { await sw.restore(); reply({ windows: w }); });
       } else {
         void alternate(states, (s) => { gw.logger.level = s; }, ms, windows).then((w) => { gw.logger.level = 'warn'; reply({ windows: w }); });

@@ -3,39 +3,17 @@
 // first checks an RS256 bearer token with fast-jwt (cached by token, as the gateway caches
 // verifications) and adds the user header. What a raw Node proxy costs, in the same run.
 // Own child process: node-floor.ts UPSTREAM_URL PUBLIC_KEY_PEM_FILE ISSUER AUDIENCE
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createVerifier } from 'fast-jwt';
-import { LRUCache } from 'lru-cache';
 import { Pool } from 'undici';
 import { handleProfileMessage } from './child-profiler.js';
-import { createFloorHandler } from './floor-handler.js';
+import { createFloorHandler, floorJwtCheck } from './floor-handler.js';
 
 const [upstream, keyFile, issuer, audience] = process.argv.slice(2);
 if (!upstream || !keyFile || !issuer || !audience) throw new Error('usage: node-floor.ts UPSTREAM_URL PUBLIC_KEY_PEM ISSUER AUDIENCE');
 
 const pool = new Pool(upstream, { connections: 256, pipelining: 1, keepAliveTimeout: 30_000 });
-const verify = createVerifier({ key: readFileSync(keyFile, 'utf8'), algorithms: ['RS256'], allowedIss: issuer, allowedAud: audience, cache: false });
-const cache = new LRUCache<string, { user: string; exp: number }>({ max: 10_000, ttl: 60_000 });
-
-function userOf(authorization: string | undefined): string | undefined {
-  if (!authorization?.startsWith('Bearer ')) return undefined;
-  const token = authorization.slice(7);
-  const now = Date.now() / 1000;
-  const hit = cache.get(token);
-  if (hit && hit.exp > now) return hit.user;
-  try {
-    const payload = verify(token) as { sub?: string; exp?: number };
-    const user = payload.sub ?? '';
-    cache.set(token, { user, exp: payload.exp ?? now + 60 });
-    return user;
-  } catch {
-    return undefined;
-  }
-}
-
-const server = createServer(createFloorHandler(pool, { needsCheck: (url) => url.startsWith('/floor-jwt/'), userOf }));
+const server = createServer(createFloorHandler(pool, floorJwtCheck(keyFile, issuer, audience, (url) => url.startsWith('/floor-jwt/'))));
 server.keepAliveTimeout = 5_000;
 await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
 process.send?.({ ready: true, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, pid: process.pid });

@@ -377,13 +377,13 @@ async function main(): Promise<void> {
 
   // Two ways of serving compared within one load on one process, switched every 250 ms: separate
   // runs of a few seconds each drift by more than the differences measured here on these VMs.
-  const alternated = async (s: Scenario, states: [string, string], upstreamForFloor?: string): Promise<Alternation | undefined> => {
+  const alternated = async (s: Scenario, states: [string, string], floor?: { upstream: string; jwt?: { keyFile: string; issuer: string; audience: string } }): Promise<Alternation | undefined> => {
     const seconds = quick ? 8 : 24;
     const ms = 250;
     const windows = Math.floor(((seconds - 1) * 1000) / ms / 2) * 2;
     const load = runLoad({ url: gatewayUrl + s.path, headers: s.headers, connections: opts.connections, duration: seconds }, undefined);
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const reply = (await gateway.send({ cmd: 'alternate', states, ms, windows, upstream: upstreamForFloor })) as { windows?: AlternationWindow[] };
+    const reply = (await gateway.send({ cmd: 'alternate', states, ms, windows, upstream: floor?.upstream, jwt: floor?.jwt })) as { windows?: AlternationWindow[] };
     await load;
     return reply.windows ? summarizeAlternation(s.id, states, ms, reply.windows) : undefined;
   };
@@ -406,8 +406,15 @@ async function main(): Promise<void> {
   let floorAlternating: Alternation | undefined;
   const anonymous = scenarios.find((s) => s.id === 'anonymous');
   if (anonymous) {
-    floorAlternating = await alternated(anonymous, ['floor', 'gateway'], upstreamUrl);
+    floorAlternating = await alternated(anonymous, ['floor', 'gateway'], { upstream: upstreamUrl });
     if (floorAlternating) log(`anonymous vs the Node floor's handler in the gateway process, alternated every ${floorAlternating.windowMs} ms: ${describe(floorAlternating)} (${(floorAlternating.bUsPerReq / floorAlternating.aUsPerReq).toFixed(3)}x)`);
+  }
+  // The RS256 route against the floor's handler with the same cached check, the same way.
+  let floorJwtAlternating: Alternation | undefined;
+  const rs256 = scenarios.find((s) => s.id === 'jwt-rs256');
+  if (rs256) {
+    floorJwtAlternating = await alternated(rs256, ['floor', 'gateway'], { upstream: upstreamUrl, jwt: { keyFile: fx.extPublicKeyFile, issuer: fx.aux.issuer, audience: EXT_AUDIENCE } });
+    if (floorJwtAlternating) log(`jwt-rs256 vs the Node floor's handler with the same cached RS256 check, in the gateway process: ${describe(floorJwtAlternating)} (${(floorJwtAlternating.bUsPerReq / floorJwtAlternating.aUsPerReq).toFixed(3)}x)`);
   }
 
   let abuse;
@@ -424,10 +431,10 @@ async function main(): Promise<void> {
     peers: Object.fromEntries([...peers.entries()].map(([k, p]) => [k, p.version])),
     notes,
     scenarios: summaries,
-    comparisons: comparisons(summaries, { info: infoAlternating, same: sameAlternating, floor: floorAlternating }),
+    comparisons: comparisons(summaries, { info: infoAlternating, same: sameAlternating, floor: floorAlternating, floorJwt: floorJwtAlternating }),
     verify,
     abuse,
-    alternations: { info: infoAlternating, same: sameAlternating, floor: floorAlternating },
+    alternations: { info: infoAlternating, same: sameAlternating, floor: floorAlternating, floorJwt: floorJwtAlternating },
     infoLevel: info && infoBase ? { id: infoBase.id, rps: info.rps, usPerReq: info.usPerReq, warnRps: infoBase.rps, warnUsPerReq: infoBase.usPerReq } : undefined,
   };
 
