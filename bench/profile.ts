@@ -1,6 +1,7 @@
 // Summarises a V8 .cpuprofile (from `node --cpu-prof` on the gateway child): self time by
 // function and by module, so the hot path's costs can be read without a browser.
 // Usage: node --import tsx bench/profile.ts FILE.cpuprofile [TOP]
+//        node --import tsx bench/profile.ts FILE.heapprofile [TOP]
 //        node --import tsx bench/profile.ts --diff BASE.cpuprofile OTHER.cpuprofile [TOP]
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -152,15 +153,53 @@ export function diffProfiles(a: string, aRequests: number, b: string, bRequests:
   return lines.join('\n');
 }
 
+interface HeapNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children?: HeapNode[];
+}
+
+/**
+ * A sampled allocation profile (HeapProfiler.stopSampling, scavenged objects included) as bytes
+ * allocated per request, by module and by function. A function inlined by the optimizer counts
+ * its allocations in its caller.
+ */
+export function summarizeHeapProfile(file: string, requests: number, top = 30): string {
+  const { head } = JSON.parse(readFileSync(file, 'utf8')) as { head: HeapNode };
+  const byModule = new Map<string, number>();
+  const byFn = new Map<string, number>();
+  let total = 0;
+  const stack: HeapNode[] = [head];
+  while (stack.length > 0) {
+    const n = stack.pop() as HeapNode;
+    if (n.children) stack.push(...n.children);
+    if (n.selfSize === 0) continue;
+    const { functionName, url, lineNumber } = n.callFrame;
+    const mod = moduleOf(url, functionName || '(anonymous)');
+    total += n.selfSize;
+    byModule.set(mod, (byModule.get(mod) ?? 0) + n.selfSize);
+    const key = `${functionName || '(anonymous)'}  ${mod}${url ? `:${lineNumber + 1}` : ''}`;
+    byFn.set(key, (byFn.get(key) ?? 0) + n.selfSize);
+  }
+  const per = (bytes: number): string => `${Math.round(bytes / requests).toLocaleString('en-US').padStart(7)} B`;
+  const lines = [`allocation profile ${file}: ${per(total).trim()} allocated per request (${requests.toLocaleString('en-US')} requests)`, '', 'by module (bytes per request):'];
+  for (const [k, v] of [...byModule].sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`  ${per(v)}  ${k}`);
+  lines.push('', 'by function (bytes per request):');
+  for (const [k, v] of [...byFn].sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`  ${per(v)}  ${k}`);
+  return lines.join('\n');
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const argv = process.argv.slice(2);
   const requestsOf = (file: string): number => (JSON.parse(readFileSync(`${file}.json`, 'utf8')) as { ok: number }).ok;
-  if (argv[0] === '--diff' && argv[1] && argv[2]) {
+  if (argv[0]?.endsWith('.heapprofile')) {
+    console.log(summarizeHeapProfile(argv[0], requestsOf(argv[0]), argv[1] ? Number(argv[1]) : 30));
+  } else if (argv[0] === '--diff' && argv[1] && argv[2]) {
     console.log(diffProfiles(argv[1], requestsOf(argv[1]), argv[2], requestsOf(argv[2]), argv[3] ? Number(argv[3]) : 30));
   } else if (argv[0] && !argv[0].startsWith('-')) {
     console.log(summarizeProfile(argv[0], argv[1] ? Number(argv[1]) : 30));
   } else {
-    console.error('usage: profile.ts FILE.cpuprofile [TOP]\n       profile.ts --diff BASE.cpuprofile OTHER.cpuprofile [TOP]   (reads FILE.cpuprofile.json request counts)');
+    console.error('usage: profile.ts FILE.cpuprofile [TOP]\n       profile.ts FILE.heapprofile [TOP]   (bytes allocated per request)\n       profile.ts --diff BASE.cpuprofile OTHER.cpuprofile [TOP]   (reads FILE.cpuprofile.json request counts)');
     process.exit(2);
   }
 }

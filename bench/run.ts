@@ -16,7 +16,7 @@ import { runLoad, type RunResult } from './measure.js';
 import { runPaced } from './paced.js';
 import { peerAvailability, startHaproxy, startNginx, type Peer } from './peers.js';
 import { CORE_GATEWAY, CORE_LOAD, cpuModel, HAS_PROC, HAS_TASKSET, pinSelf, spawnNode, type Child } from './procs.js';
-import { summarizeProfile } from './profile.js';
+import { summarizeHeapProfile, summarizeProfile } from './profile.js';
 import { comparisons, machineLine, markdownTable, summarize, summarizeAlternation, svgChart, type Alternation, type AlternationWindow, type BenchReport, type VerifyResult } from './report.js';
 import { buildScenarios, mainGatewayAuth, redisGatewayAuth, type Scenario, type TargetName } from './scenarios.js';
 import { seedCredentials, type SeededCredentials } from './seed.js';
@@ -36,6 +36,8 @@ const USAGE = `npm run bench -- [options]
   --abuse-count N    credentials per kind (default 1,000,000; 20,000 with --quick)
   --profile          profile one more run of each scenario (V8 CPU profile of the
                      gateway or bare child) and print where the time goes
+  --heap-profile     the same with V8's allocation sampling: bytes allocated per request, by
+                     module and function (objects the scavenger collects included)
   --no-build         run the children from the TypeScript sources under tsx instead of compiling
                      them first with tsc (node_modules/.cache/authgate-bench); tsx adds per-request helper calls
   --out NAME         results file name under bench/results (default latest, or quick)`;
@@ -57,6 +59,7 @@ const { values: args } = parseArgs({
     abuse: { type: 'boolean', default: false },
     'abuse-count': { type: 'string' },
     profile: { type: 'boolean', default: false },
+    'heap-profile': { type: 'boolean', default: false },
     'no-build': { type: 'boolean', default: false },
     out: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
@@ -86,6 +89,7 @@ const opts = {
   abuse: args.abuse === true,
   abuseCount: Math.floor(num(args['abuse-count'], quick ? 20_000 : 1_000_000)),
   profile: args.profile === true,
+  heapProfile: args['heap-profile'] === true,
   build: args['no-build'] !== true,
   only: args.only ? new Set(['bare', ...args.only.split(',').map((s) => s.trim())]) : undefined,
   out: args.out ?? (quick ? 'quick' : 'latest'),
@@ -438,23 +442,26 @@ async function main(): Promise<void> {
     infoLevel: info && infoBase ? { id: infoBase.id, rps: info.rps, usPerReq: info.usPerReq, warnRps: infoBase.rps, warnUsPerReq: infoBase.usPerReq } : undefined,
   };
 
-  if (opts.profile) {
+  for (const kind of [opts.profile ? 'cpu' : undefined, opts.heapProfile ? 'heap' : undefined]) {
+    if (kind === undefined) continue;
     // One profile per gateway scenario, of one more run of it (after the measured rounds).
     const sections: string[] = [];
     const profiled: Partial<Record<TargetName, Child>> = { bare, floor, gateway, 'gateway-redis': redisGw, 'gateway-django': djangoGw };
+    const ext = kind === 'cpu' ? 'cpuprofile' : 'heapprofile';
     for (const s of scenarios) {
       const child = profiled[s.target];
       if (!child) continue;
-      const file = join(here, 'results', `${opts.out}-${s.id.replace(/[^a-z0-9-]/gi, '_')}.cpuprofile`);
-      await child.send({ cmd: 'profile-start' });
+      const file = join(here, 'results', `${opts.out}-${s.id.replace(/[^a-z0-9-]/gi, '_')}.${ext}`);
+      await child.send({ cmd: 'profile-start', kind });
       const r = await runOne(s, opts.duration);
       await child.send({ cmd: 'profile-stop', file });
       writeFileSync(`${file}.json`, JSON.stringify({ id: s.id, ok: r.ok, rps: r.rps, usPerReq: r.usPerReq }));
-      sections.push(`=== ${s.id}: ${Math.round(r.rps)} req/s, ${r.usPerReq.toFixed(1)} µs/req (under the profiler) ===\n${summarizeProfile(file, 40)}`);
+      const summary = kind === 'cpu' ? summarizeProfile(file, 40) : summarizeHeapProfile(file, Math.max(1, r.ok), 40);
+      sections.push(`=== ${s.id}: ${Math.round(r.rps)} req/s, ${r.usPerReq.toFixed(1)} µs/req (under the profiler) ===\n${summary}`);
     }
-    const out = join(here, 'results', `${opts.out}-profile.txt`);
+    const out = join(here, 'results', `${opts.out}-${kind === 'cpu' ? 'profile' : 'heap-profile'}.txt`);
     writeFileSync(out, `${sections.join('\n\n')}\n`);
-    log(`profiles: bench/results/${opts.out}-*.cpuprofile; summary: ${out}`);
+    log(`profiles: bench/results/${opts.out}-*.${ext}; summary: ${out}`);
   }
 
   const resultsDir = join(here, 'results');
