@@ -1,5 +1,6 @@
 // The one log line per request (SPEC 7) and the request counter, for the fast path and the
 // gateway's own endpoints alike.
+import { writeSync } from 'node:fs';
 import pino from 'pino';
 import type { Metrics } from './metrics.js';
 
@@ -39,6 +40,8 @@ const CHUNK_BYTES = 32 * 1024;
 /** Room for a chunk and the line that completes it (a longer line gets a buffer of its own). */
 const SLAB_BYTES = 64 * 1024;
 const FLUSH_MS = 200;
+/** At most this many bytes per write(2), as sonic-boom writes (a container runtime reads its log pipe 16 KiB at a time). */
+const MAX_WRITE = 16 * 1024;
 /** Encoded constant runs kept (per method, per route and authenticator). */
 const MAX_SEGMENTS = 4096;
 /** Paths are cut to this many UTF-16 units. */
@@ -218,11 +221,30 @@ export function createRequestLogger(log: pino.Logger, metrics: Metrics): Request
   let timer: NodeJS.Timeout | undefined;
   let slab: LineBytes | undefined;
 
+  // A synchronous sonic-boom with nothing of its own pending (pino's stdout) gets the slab's
+  // bytes written to its file descriptor directly: handing it a string meant decoding 32 KiB
+  // into a string, measuring it, and encoding it back into a buffer for write(2). Anything else,
+  // or a write that fails part-way (EAGAIN on a non-blocking pipe), goes through the stream's
+  // own write, which retries as it does for every other log line.
+  const sonic = stream as { fd?: unknown; sync?: unknown; minLength?: unknown; destroyed?: unknown; _len?: unknown } | undefined;
+  const directFd = (): number | undefined =>
+    sonic !== undefined && sonic.sync === true && sonic.destroyed !== true && typeof sonic.fd === 'number' && sonic.fd >= 0 && (sonic.minLength ?? 0) === 0 && (sonic._len ?? 0) === 0 ? sonic.fd : undefined;
+
   const handOver = (b: LineBytes): void => {
-    if (b.at === 0) return;
-    const chunk = b.out.toString('utf8', 0, b.at);
+    const end = b.at;
+    if (end === 0) return;
     b.at = 0;
-    stream?.write(chunk);
+    let at = 0;
+    const fd = directFd();
+    if (fd !== undefined) {
+      try {
+        while (at < end) at += writeSync(fd, b.out, at, Math.min(MAX_WRITE, end - at));
+        return;
+      } catch {
+        // The rest goes through the stream (whose own write reports a lasting failure).
+      }
+    }
+    stream?.write(b.out.toString('utf8', at, end));
   };
 
   /** Line i into the slab (or, longer than a slab holds, into bytes of its own). */

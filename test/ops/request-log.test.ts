@@ -205,3 +205,41 @@ t.test('constant runs are shared per method, route and authenticator, and stay r
   }
   t.equal(same, expected.length, 'every line as expected, field order included');
 });
+
+t.test('written straight to a synchronous destination, request lines keep their place among the logger\'s own lines', async (t) => {
+  const { log, dest, read } = fileLogger(t);
+  await new Promise<void>((r) => dest.on('ready', () => r()));
+  const requestLog = createRequestLogger(log, new Metrics());
+  log.info('first');
+  for (let i = 0; i < 3; i++) requestLog.record('GET', `/r/${i}`, 'r', undefined, undefined, 200, 1, undefined);
+  requestLog.flush();
+  log.info('last');
+  dest.flushSync();
+  t.same(read().map((l) => (JSON.parse(l) as { msg: string; path?: string }).path ?? (JSON.parse(l) as { msg: string }).msg), ['first', '/r/0', '/r/1', '/r/2', 'last']);
+});
+
+t.test('an asynchronous destination gets the lines through its own write, after what it already holds', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'authgate-reqlog-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'log');
+  const dest = pino.destination({ dest: file, sync: false, mkdir: true }) as pino.DestinationStream & { flushSync(): void; on(event: string, fn: () => void): unknown };
+  await new Promise<void>((r) => dest.on('ready', () => r()));
+  const log = pino({ level: 'info' }, dest);
+  const requestLog = createRequestLogger(log, new Metrics());
+  for (let i = 0; i < 50; i++) log.info(`own ${i}`);
+  for (let i = 0; i < 3; i++) requestLog.record('GET', `/r/${i}`, 'r', undefined, undefined, 200, 1, undefined);
+  requestLog.flush();
+  dest.flushSync();
+  const got = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { msg: string; path?: string }).path ?? (JSON.parse(l) as { msg: string }).msg);
+  t.same(got, [...Array.from({ length: 50 }, (_, i) => `own ${i}`), '/r/0', '/r/1', '/r/2']);
+});
+
+t.test('when writing to the descriptor fails, the lines go through the destination\'s own write', async (t) => {
+  const chunks: string[] = [];
+  // Looks like a synchronous sonic-boom, but its descriptor is not open.
+  const dest = { sync: true, fd: 2 ** 30, minLength: 0, write(chunk: string) { chunks.push(chunk); return true; }, flushSync() { /* nothing held */ } };
+  const requestLog = createRequestLogger(pino({ level: 'info' }, dest), new Metrics());
+  for (let i = 0; i < 3; i++) requestLog.record('GET', `/r/${i}`, 'r', undefined, undefined, 200, 1, undefined);
+  requestLog.flush();
+  t.same(chunks.join('').split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { path: string }).path), ['/r/0', '/r/1', '/r/2']);
+});
