@@ -71,7 +71,7 @@ class LineBytes {
     this.out = Buffer.allocUnsafeSlow(size);
   }
 
-  /** A few fixed bytes (a loop: TypedArray#set costs more than the copy below ~24 bytes). */
+  /** Fixed bytes: a short run in a loop (TypedArray#set's call costs more than copying a few bytes), a longer one with set. */
   raw(bytes: Uint8Array): void {
     const out = this.out;
     const at = this.at;
@@ -166,14 +166,14 @@ export function createRequestLogger(log: pino.Logger, metrics: Metrics): Request
   // authenticator, and copied whole: a line is then a few copies and the variable fields
   // (time, path, user, status, duration, ip). Methods, route names and authenticator names come
   // from the HTTP parser's table and the configuration; the caches are bounded all the same.
-  const segments = { count: 0 };
+  let segmentCount = 0;
   const methodSegments = new Map<string, Uint8Array>();
   const routeSegments = new Map<string, Map<string | undefined, [Uint8Array, Uint8Array]>>();
   const methodSegment = (method: string): Uint8Array => {
     let seg = methodSegments.get(method);
     if (seg === undefined) {
       seg = utf8Bytes(`${bindings},"method":${JSON.stringify(method)},"path":`);
-      if (segments.count < MAX_SEGMENTS) { segments.count++; methodSegments.set(method, seg); }
+      if (segmentCount < MAX_SEGMENTS) { segmentCount++; methodSegments.set(method, seg); }
     }
     return seg;
   };
@@ -184,8 +184,8 @@ export function createRequestLogger(log: pino.Logger, metrics: Metrics): Request
     if (pair === undefined) {
       const start = `,"route":${JSON.stringify(route)}${authenticator === undefined ? '' : `,"authenticator":${JSON.stringify(authenticator)}`}`;
       pair = [utf8Bytes(`${start},"status":`), utf8Bytes(`${start},"user":`)];
-      if (segments.count < MAX_SEGMENTS) {
-        segments.count++;
+      if (segmentCount < MAX_SEGMENTS) {
+        segmentCount++;
         if (byAuthenticator === undefined) routeSegments.set(route, (byAuthenticator = new Map()));
         byAuthenticator.set(authenticator, pair);
       }
@@ -225,7 +225,8 @@ export function createRequestLogger(log: pino.Logger, metrics: Metrics): Request
   // bytes written to its file descriptor directly: handing it a string meant decoding 32 KiB
   // into a string, measuring it, and encoding it back into a buffer for write(2). Anything else,
   // or a write that fails part-way (EAGAIN on a non-blocking pipe), goes through the stream's
-  // own write, which retries as it does for every other log line.
+  // own write, which retries as it does for every other log line (a character cut by such a
+  // failure part-way comes out as U+FFFD).
   const sonic = stream as { fd?: unknown; sync?: unknown; minLength?: unknown; destroyed?: unknown; _len?: unknown } | undefined;
   const directFd = (): number | undefined =>
     sonic !== undefined && sonic.sync === true && sonic.destroyed !== true && typeof sonic.fd === 'number' && sonic.fd >= 0 && (sonic.minLength ?? 0) === 0 && (sonic._len ?? 0) === 0 ? sonic.fd : undefined;
@@ -238,8 +239,12 @@ export function createRequestLogger(log: pino.Logger, metrics: Metrics): Request
     const fd = directFd();
     if (fd !== undefined) {
       try {
-        while (at < end) at += writeSync(fd, b.out, at, Math.min(MAX_WRITE, end - at));
-        return;
+        while (at < end) {
+          const n = writeSync(fd, b.out, at, Math.min(MAX_WRITE, end - at));
+          if (n <= 0) break;
+          at += n;
+        }
+        if (at === end) return;
       } catch {
         // The rest goes through the stream (whose own write reports a lasting failure).
       }
