@@ -92,15 +92,54 @@ export interface CompiledRoute<T = unknown> {
   readonly data: T;
 }
 
+/** Below this many routes a scan in file order is as cheap as finding the candidates. */
+const INDEX_FROM = 8;
+
+/** The literal a pattern's first segment must equal, or undefined when it can be anything. */
+function firstLiteral(p: PathPattern): string | undefined {
+  if (p.exact !== undefined) {
+    const end = p.exact.indexOf('/', 1);
+    return end === -1 ? p.exact.slice(1) : p.exact.slice(1, end);
+  }
+  const first = p.segments[0];
+  return first?.kind === 'literal' ? first.value : undefined;
+}
+
+/** The first segment of a (normalized, '/'-led) path. */
+function firstSegment(path: string): string {
+  const end = path.indexOf('/', 1);
+  return end === -1 ? path.slice(1) : path.slice(1, end);
+}
+
 export class RouteTable<T> {
   readonly routes: readonly CompiledRoute<T>[];
+  /**
+   * With many routes: the routes a path can match, by the path's first segment (those whose
+   * pattern starts with that literal, and those whose first segment is a wildcard), each list in
+   * file order, so the first match is the same as a scan of every route would find.
+   */
+  readonly #byFirst: Map<string, readonly CompiledRoute<T>[]> | undefined;
+  /** The routes whose first segment is a wildcard, in file order (a path with no literal of its own). */
+  readonly #anyFirst: readonly CompiledRoute<T>[];
+
   constructor(routes: readonly CompiledRoute<T>[]) {
     this.routes = routes;
+    const firsts = routes.map((r) => firstLiteral(r.path));
+    this.#anyFirst = routes.filter((_, i) => firsts[i] === undefined);
+    if (routes.length < INDEX_FROM) {
+      this.#byFirst = undefined;
+      return;
+    }
+    const byFirst = new Map<string, CompiledRoute<T>[]>();
+    for (const key of new Set(firsts)) {
+      if (key !== undefined) byFirst.set(key, routes.filter((_, i) => firsts[i] === key || firsts[i] === undefined));
+    }
+    this.#byFirst = byFirst;
   }
 
   /** First route whose host, path and method match, in file order. */
   match(host: string, path: string, method: string): CompiledRoute<T> | undefined {
-    const routes = this.routes;
+    const routes = this.#byFirst === undefined ? this.routes : this.#byFirst.get(firstSegment(path)) ?? this.#anyFirst;
     for (let i = 0; i < routes.length; i++) {
       const r = routes[i] as CompiledRoute<T>;
       if (r.methods !== undefined && !r.methods.has(method)) continue;
