@@ -119,17 +119,18 @@ export class RouteTable<T> {
    * file order, so the first match is the same as a scan of every route would find.
    */
   readonly #byFirst: Map<string, readonly CompiledRoute<T>[]> | undefined;
-  /** The routes whose first segment is a wildcard, in file order (a path with no literal of its own). */
+  /** With the index: the routes whose first segment is a wildcard, in file order (for a first segment no route names). */
   readonly #anyFirst: readonly CompiledRoute<T>[];
 
   constructor(routes: readonly CompiledRoute<T>[]) {
     this.routes = routes;
-    const firsts = routes.map((r) => firstLiteral(r.path));
-    this.#anyFirst = routes.filter((_, i) => firsts[i] === undefined);
     if (routes.length < INDEX_FROM) {
       this.#byFirst = undefined;
+      this.#anyFirst = [];
       return;
     }
+    const firsts = routes.map((r) => firstLiteral(r.path));
+    this.#anyFirst = routes.filter((_, i) => firsts[i] === undefined);
     const byFirst = new Map<string, CompiledRoute<T>[]>();
     for (const key of new Set(firsts)) {
       if (key !== undefined) byFirst.set(key, routes.filter((_, i) => firsts[i] === key || firsts[i] === undefined));
